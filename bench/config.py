@@ -1,0 +1,298 @@
+"""Typed configuration for one cell (method x model x task x train) and its validation.
+
+Hydra composes YAML from conf/; `build_run_config` turns that plain mapping into these dataclasses,
+rejecting unknown keys and out-of-range values with a ConfigError that names the key. Nothing below the
+entry point ever sees a DictConfig.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+METHODS = ("full", "lora", "qlora", "galore")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LORA_PRESETS = {
+    "qv": ["q_proj", "v_proj"],
+    "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "all-linear": ["all-linear"],
+}
+
+
+class ConfigError(ValueError):
+    """Bad user input: reported as one line naming the key, exit status 2, no record written."""
+
+
+@dataclass
+class MethodConfig:
+    name: str
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    base_bits: int = 16  # 16 = unquantised base; 4 or 8 = bitsandbytes-quantised frozen base
+
+    OPTIMIZERS: ClassVar[tuple[str, ...]] = ("adamw",)
+    QUANTIZED_BASE: ClassVar[bool] = False
+
+    def validate(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"method.lr must be > 0 (got {self.lr})")
+        if self.optimizer not in self.OPTIMIZERS:
+            raise ConfigError(f"method.optimizer must be one of {', '.join(self.OPTIMIZERS)} for "
+                              f"{self.name} (got {self.optimizer!r})")
+        if self.base_bits != 16 and not self.QUANTIZED_BASE:
+            raise ConfigError(f"method.base_bits: {self.name} updates the base weights, which a "
+                              f"{self.base_bits}-bit base can't hold; use method=qlora (got {self.base_bits})")
+
+
+@dataclass
+class FullConfig(MethodConfig):
+    lr: float = 2e-5
+    # mixed: fp32 master weights + autocast in train.precision (16 bytes/param with AdamW);
+    # pure: weights, grads and optimizer states all in train.precision.
+    precision: str = "mixed"
+
+    OPTIMIZERS: ClassVar[tuple[str, ...]] = ("adamw", "adamw8bit")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.precision not in ("mixed", "pure"):
+            raise ConfigError(f"method.precision must be mixed or pure (got {self.precision!r})")
+
+
+@dataclass
+class LoraConfig(MethodConfig):
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.05
+    target_modules: str = "qv"  # preset (qv, attention, all-linear) or comma-separated module names
+    bias: str = "none"
+
+    OPTIMIZERS: ClassVar[tuple[str, ...]] = ("adamw", "adamw8bit", "paged_adamw", "paged_adamw8bit")
+
+    def validate(self) -> None:
+        if self.rank <= 0:
+            raise ConfigError(f"method.rank must be > 0 (got {self.rank})")
+        if self.alpha <= 0:
+            raise ConfigError(f"method.alpha must be > 0 (got {self.alpha})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"method.dropout must be in [0, 1) (got {self.dropout})")
+        if self.bias not in ("none", "all", "lora_only"):
+            raise ConfigError(f"method.bias must be none, all or lora_only (got {self.bias!r})")
+        if not self.target_module_list():
+            raise ConfigError("method.target_modules is empty")
+        super().validate()
+
+    def target_module_list(self) -> list[str]:
+        if self.target_modules in LORA_PRESETS:
+            return list(LORA_PRESETS[self.target_modules])
+        return [m.strip() for m in self.target_modules.split(",") if m.strip()]
+
+
+@dataclass
+class QLoraConfig(LoraConfig):
+    # Dettmers et al. 2023: r=64, alpha=16, dropout 0.1 (<=13B), all linear layers, lr 2e-4,
+    # NF4 + double quantisation, bf16 compute, paged AdamW, gradient checkpointing.
+    rank: int = 64
+    alpha: float = 16.0
+    dropout: float = 0.1
+    target_modules: str = "all-linear"
+    base_bits: int = 4
+    quant_type: str = "nf4"
+    double_quant: bool = True
+    compute_dtype: str = "bf16"
+    optimizer: str = "paged_adamw"
+    gradient_checkpointing: bool = True
+
+    QUANTIZED_BASE: ClassVar[bool] = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.base_bits not in (4, 8):
+            raise ConfigError(f"method.base_bits must be 4 or 8 for qlora (got {self.base_bits})")
+        if self.quant_type not in ("nf4", "fp4"):
+            raise ConfigError(f"method.quant_type must be nf4 or fp4 (got {self.quant_type!r})")
+        if self.compute_dtype not in ("bf16", "fp16", "fp32"):
+            raise ConfigError(f"method.compute_dtype must be bf16, fp16 or fp32 (got {self.compute_dtype!r})")
+
+
+@dataclass
+class GaloreConfig(MethodConfig):
+    # Zhao et al. 2024 reference settings (galore-torch README): rank 128, gap 200, scale 0.25, std.
+    lr: float = 1e-5
+    rank: int = 128
+    update_proj_gap: int = 200
+    scale: float = 0.25
+    proj_type: str = "std"
+    target_modules: str = "attn,mlp"  # substrings of module names whose 2-D weights are projected
+    layerwise: bool = False  # per-parameter optimizer steps inside backward (frees grads early)
+
+    OPTIMIZERS: ClassVar[tuple[str, ...]] = ("adamw", "adamw8bit", "adafactor")
+
+    def validate(self) -> None:
+        if self.base_bits != 16:
+            raise ConfigError(f"method.base_bits: GaLore projects the gradients of full-precision weights; "
+                              f"it can't train a {self.base_bits}-bit base (got {self.base_bits})")
+        super().validate()
+        if self.rank <= 0:
+            raise ConfigError(f"method.rank must be > 0 (got {self.rank})")
+        if self.update_proj_gap <= 0:
+            raise ConfigError(f"method.update_proj_gap must be > 0 (got {self.update_proj_gap})")
+        if self.proj_type not in ("std", "reverse_std", "left", "right", "full"):
+            raise ConfigError(f"method.proj_type must be std, reverse_std, left, right or full "
+                              f"(got {self.proj_type!r})")
+        if not self.target_module_list():
+            raise ConfigError("method.target_modules is empty")
+
+    def target_module_list(self) -> list[str]:
+        return [m.strip() for m in self.target_modules.split(",") if m.strip()]
+
+
+METHOD_CLASSES: dict[str, type[MethodConfig]] = {
+    "full": FullConfig, "lora": LoraConfig, "qlora": QLoraConfig, "galore": GaloreConfig,
+}
+
+
+@dataclass
+class ModelConfig:
+    name: str
+    arch: dict[str, Any] = field(default_factory=dict)  # HF config kwargs, model_type included
+    family: str = ""
+    nominal_size: str = ""  # the label people use: "7B", "8x7B"
+    pretrained: bool = False
+    source: str | None = None  # hub id or local folder of pretrained weights
+    gguf_file: str | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
+    attn_implementation: str = "sdpa"
+
+    def validate(self) -> None:
+        if self.pretrained and not self.source:
+            raise ConfigError(f"model.source: model.pretrained=true needs a hub id or local folder "
+                              f"(model {self.name!r} has none)")
+        if not self.pretrained and "model_type" not in self.arch:
+            raise ConfigError(f"model.arch.model_type is required for a random-init model ({self.name!r})")
+
+
+@dataclass
+class TaskConfig:
+    name: str = "synthetic"
+    kind: str = "synthetic"
+
+    def validate(self) -> None:
+        if self.kind != "synthetic":
+            raise ConfigError(f"task.kind must be synthetic (got {self.kind!r})")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 10
+    warmup_steps: int = 2
+    batch_size: int = 4
+    seq_len: int = 128
+    grad_accum: int = 1
+    precision: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    gradient_checkpointing: bool = False
+    seed: int = 0
+
+    def validate(self) -> None:
+        for key in ("steps", "batch_size", "seq_len", "grad_accum"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"train.{key} must be > 0 (got {getattr(self, key)})")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"train.warmup_steps must be >= 0 (got {self.warmup_steps})")
+        if self.steps <= self.warmup_steps:
+            raise ConfigError(f"train.steps must exceed train.warmup_steps, which are not timed "
+                              f"(got steps={self.steps}, warmup_steps={self.warmup_steps})")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+
+
+@dataclass
+class RunConfig:
+    method: MethodConfig
+    model: ModelConfig
+    task: TaskConfig
+    train: TrainConfig
+    experiment: str = "default"
+    results_dir: str = "results"
+    device: str = "auto"  # auto | cpu | cuda
+    trackers: bool = True
+    sample_interval_ms: float = 10.0
+    preflight: bool = True
+
+    def validate(self) -> None:
+        self.method.validate()
+        self.model.validate()
+        self.task.validate()
+        self.train.validate()
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be auto, cpu or cuda (got {self.device!r})")
+        if not 0 < self.sample_interval_ms <= 1000:
+            raise ConfigError(f"sample_interval_ms must be in (0, 1000] (got {self.sample_interval_ms})")
+        if not self.experiment or "/" in self.experiment:
+            raise ConfigError(f"experiment must be a plain name (got {self.experiment!r})")
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check a value against its field's type (int, float, bool, str, optional str, dict)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Optional[X]
+        if value is None:
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    origin = typing.get_origin(hint) or hint
+    if origin is bool and isinstance(value, bool):
+        return value
+    if origin is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if origin is str and isinstance(value, str):
+        return value
+    if origin is dict and isinstance(value, dict):
+        return value
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping"}
+    raise ConfigError(f"{key} must be {names.get(origin, str(origin))} (got {value!r})")
+
+
+def _bind(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    """Build dataclass `cls` from `data`, naming the first unknown or mistyped key with its full path."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    values = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}: unknown key for {cls.__name__} "
+                              f"(known: {', '.join(sorted(known))})")
+        values[key] = _coerce(value, hints[key], f"{prefix}{key}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{prefix.rstrip('.')}: {exc}") from None
+
+
+def build_run_config(raw: Mapping[str, Any]) -> RunConfig:
+    """Plain nested mapping (from Hydra) -> validated RunConfig."""
+    raw = dict(raw)
+    raw.pop("hydra", None)
+    method_raw = dict(raw.pop("method", None) or {})
+    name = method_raw.get("name")
+    if name not in METHOD_CLASSES:
+        raise ConfigError(f"method: unknown method {name!r} (choose from {', '.join(METHODS)})")
+    groups = {"method": _bind(METHOD_CLASSES[name], method_raw, "method."),
+              "model": _bind(ModelConfig, raw.pop("model", None) or {}, "model."),
+              "task": _bind(TaskConfig, raw.pop("task", None) or {}, "task."),
+              "train": _bind(TrainConfig, raw.pop("train", None) or {}, "train.")}
+    top_hints = typing.get_type_hints(RunConfig)
+    for key in raw:
+        if key not in top_hints or key in groups:
+            raise ConfigError(f"{key}: unknown top-level key")
+    cfg = RunConfig(**groups, **{k: _coerce(v, top_hints[k], k) for k, v in raw.items()})
+    cfg.validate()
+    return cfg
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

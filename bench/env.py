@@ -1,0 +1,88 @@
+"""Environment of a run: package versions, GPU / driver / CUDA, CPU, git state. No probe at import time."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "galore-torch", "accelerate", "datasets",
+            "evaluate", "hydra-core", "nvidia-ml-py")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    sha = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"sha": sha, "dirty": bool(status) if status is not None else None}
+
+
+def cpu_info() -> dict[str, Any]:
+    model = platform.processor() or None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    total = None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {"model": model, "cores": os.cpu_count(), "memory_bytes": total,
+            "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
+
+
+def gpu_info() -> dict[str, Any] | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    idx = torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(idx)
+    info: dict[str, Any] = {"name": props.name, "memory_bytes": props.total_memory,
+                            "capability": f"{props.major}.{props.minor}", "count": torch.cuda.device_count(),
+                            "cuda": torch.version.cuda, "driver": None}
+    from bench.trackers import nvml
+
+    handle = nvml.device_handle(idx)
+    if handle is not None:
+        info["driver"] = nvml.driver_version()
+    return info
+
+
+def collect(config_hash: str) -> dict[str, Any]:
+    import torch
+
+    return {
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "cpu": cpu_info(),
+        "gpu": gpu_info(),
+        "torch_threads": torch.get_num_threads(),
+        "git": git_state(),
+        "config_hash": config_hash,
+    }

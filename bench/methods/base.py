@@ -1,0 +1,46 @@
+"""What the methods share: the optimizer factory and a no-op optimizer for in-backward updates."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+from bench.config import ConfigError
+
+
+def make_adamw(params: Iterable[torch.nn.Parameter], kind: str, lr: float, weight_decay: float) -> Any:
+    """adamw (torch) | adamw8bit | paged_adamw | paged_adamw8bit (bitsandbytes)."""
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ConfigError("method: no trainable parameters (nothing for the optimizer to update)")
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    from bench.models import import_bitsandbytes
+
+    bnb = import_bitsandbytes()
+    cls = {"adamw8bit": bnb.optim.AdamW8bit, "paged_adamw": bnb.optim.PagedAdamW,
+           "paged_adamw8bit": bnb.optim.PagedAdamW8bit}[kind]
+    return cls(params, lr=lr, weight_decay=weight_decay)
+
+
+class SteppedInBackward:
+    """Stands in for the optimizer when each parameter is updated by a hook during backward."""
+
+    def __init__(self, per_param: dict[torch.nn.Parameter, Any]) -> None:
+        self.per_param = per_param
+
+    def step(self) -> None:
+        pass
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        pass
+
+    def state_tensors(self) -> Iterable[torch.Tensor]:
+        for opt in self.per_param.values():
+            for state in opt.state.values():
+                yield from (v for v in state.values() if torch.is_tensor(v))
+
+
+def freeze_all(model: torch.nn.Module) -> None:
+    for param in model.parameters():
+        param.requires_grad_(False)

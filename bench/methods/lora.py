@@ -1,0 +1,53 @@
+"""LoRA: frozen base in the run's precision, trainable low-rank adapters (peft) on the target modules."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from bench.config import ConfigError, RunConfig
+from bench.methods.base import make_adamw
+
+
+def weights_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype:
+    return compute
+
+
+def autocast_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype | None:
+    return None  # base already in the compute dtype; peft casts inputs to the fp32 adapters itself
+
+
+def enable_checkpointing(model: torch.nn.Module) -> None:
+    if model.device.type != "meta":
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+
+
+def add_adapters(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:
+        raise RuntimeError("LoRA needs peft: pip install 'peft>=0.17'") from exc
+    m = cfg.method
+    targets = m.target_module_list()
+    lora = LoraConfig(r=m.rank, lora_alpha=m.alpha, lora_dropout=m.dropout, bias=m.bias,
+                      target_modules="all-linear" if targets == ["all-linear"] else targets,
+                      task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as exc:
+        if "not found" in str(exc) or "target" in str(exc).lower():
+            raise ConfigError(f"method.target_modules={m.target_modules!r} matches no module of model "
+                              f"{cfg.model.name!r} (Llama-style names: q_proj, k_proj, v_proj, o_proj, "
+                              f"gate_proj, up_proj, down_proj)") from None
+        raise
+
+
+def wrap(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
+    if cfg.train.gradient_checkpointing:
+        enable_checkpointing(model)
+    return add_adapters(model, cfg)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> Any:
+    return make_adamw(model.parameters(), cfg.method.optimizer, cfg.method.lr, cfg.method.weight_decay)

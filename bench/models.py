@@ -1,0 +1,135 @@
+"""Model construction: random init from a real architecture config, or pretrained weights (hub id or local
+folder, GGUF included), optionally with a bitsandbytes 4-/8-bit base. `meta=True` builds the same model
+with no storage at all, for parameter counts and the does-not-fit preflight."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from bench.config import ConfigError, ModelConfig, RunConfig
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def import_bitsandbytes() -> Any:
+    try:
+        import bitsandbytes as bnb
+    except ImportError as exc:
+        raise RuntimeError("method.base_bits=4/8 needs bitsandbytes: pip install 'bitsandbytes>=0.46'") from exc
+    # Its CPU backend tries to fetch an optional kernel from the hub and logs a warning when offline.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    return bnb
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but torch sees no CUDA device (use device=auto or device=cpu)")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def train_dtype(precision: str, device: str) -> torch.dtype:
+    """The compute dtype of a run: `auto` is bf16 on CUDA (fp16 where bf16 is unsupported), fp32 on CPU."""
+    if precision == "auto":
+        if device == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return DTYPES[precision]
+
+
+def hf_config(model_cfg: ModelConfig) -> Any:
+    from transformers import AutoConfig
+
+    if model_cfg.pretrained:
+        kwargs: dict[str, Any] = {"trust_remote_code": model_cfg.trust_remote_code, "revision": model_cfg.revision}
+        if model_cfg.gguf_file:
+            kwargs["gguf_file"] = model_cfg.gguf_file
+        return AutoConfig.from_pretrained(model_cfg.source, **kwargs)
+    arch = dict(model_cfg.arch)
+    model_type = arch.pop("model_type")
+    try:
+        return AutoConfig.for_model(model_type, **arch)
+    except ValueError as exc:
+        raise ConfigError(f"model.arch.model_type: {exc}") from None
+
+
+def build_model(cfg: RunConfig, device: str, weights_dtype: torch.dtype, meta: bool = False) -> torch.nn.Module:
+    """The base causal LM, before the method's adapters / freezing. Quantised when method.base_bits < 16."""
+    from transformers import AutoModelForCausalLM
+
+    mcfg = cfg.model
+    config = hf_config(mcfg)
+    config.use_cache = False
+    bits = cfg.method.base_bits
+    common = {"dtype": weights_dtype, "attn_implementation": mcfg.attn_implementation,
+              "trust_remote_code": mcfg.trust_remote_code}
+    if meta:
+        with torch.device("meta"):
+            return AutoModelForCausalLM.from_config(config, **common)
+    if mcfg.pretrained:
+        kwargs: dict[str, Any] = {"revision": mcfg.revision, "device_map": {"": device}}
+        if mcfg.gguf_file:
+            kwargs["gguf_file"] = mcfg.gguf_file
+        if bits < 16:
+            kwargs["quantization_config"] = bnb_config(cfg)
+        return AutoModelForCausalLM.from_pretrained(mcfg.source, config=config, **common, **kwargs)
+    torch.manual_seed(cfg.train.seed)
+    if bits < 16:  # random init in compute dtype on the host, then quantise while moving to the device
+        model = AutoModelForCausalLM.from_config(config, **common)
+        quantize_linears(model, cfg)
+        return model.to(device)
+    with torch.device(device):
+        return AutoModelForCausalLM.from_config(config, **common)
+
+
+def bnb_config(cfg: RunConfig) -> Any:
+    from transformers import BitsAndBytesConfig
+
+    import_bitsandbytes()
+    m = cfg.method
+    if m.base_bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=m.quant_type,
+                              bnb_4bit_use_double_quant=m.double_quant,
+                              bnb_4bit_compute_dtype=DTYPES[m.compute_dtype])
+
+
+def quantize_linears(model: torch.nn.Module, cfg: RunConfig, skip: tuple[str, ...] = ("lm_head",)) -> int:
+    """Swap every nn.Linear except `skip` for a bitsandbytes Linear4bit / Linear8bitLt holding the same
+    weights (quantised when moved to a device), as transformers' loader does for pretrained weights."""
+    bnb = import_bitsandbytes()
+    m = cfg.method
+    swapped = 0
+    for parent_name, parent in list(model.named_modules()):
+        for child_name, child in list(parent.named_children()):
+            if type(child) is not torch.nn.Linear or child_name in skip:
+                continue
+            has_bias = child.bias is not None
+            if m.base_bits == 4:
+                new = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=has_bias,
+                                        compute_dtype=DTYPES[m.compute_dtype],
+                                        compress_statistics=m.double_quant, quant_type=m.quant_type)
+                new.weight = bnb.nn.Params4bit(child.weight.data, requires_grad=False, blocksize=64,
+                                               compress_statistics=m.double_quant, quant_type=m.quant_type)
+            else:
+                new = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=has_bias,
+                                          has_fp16_weights=False, threshold=6.0)
+                new.weight = bnb.nn.Int8Params(child.weight.data, requires_grad=False, has_fp16_weights=False)
+            if has_bias:
+                new.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+            setattr(parent, child_name, new)
+            swapped += 1
+    setattr(model, f"is_loaded_in_{m.base_bits}bit", True)  # what peft's kbit preparation looks for
+    return swapped
+
+
+def describe(model_cfg: ModelConfig, config: Any) -> dict[str, Any]:
+    keys = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "vocab_size", "num_local_experts", "num_experts_per_tok")
+    return {"name": model_cfg.name, "family": model_cfg.family, "nominal_size": model_cfg.nominal_size,
+            "init": "pretrained" if model_cfg.pretrained else "random", "source": model_cfg.source,
+            "gguf_file": model_cfg.gguf_file,
+            "architecture": {k: getattr(config, k) for k in keys if getattr(config, k, None) is not None}}

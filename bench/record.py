@@ -1,0 +1,154 @@
+"""The run record: one JSON file per measured cell, the only thing the run path and report path share.
+
+Schema (version 1) is documented here as TypedDicts and in the README. Records are written atomically:
+a temporary file in the same folder, fsync, then os.replace, so a reader never sees half a record.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+SCHEMA_VERSION = 1
+Status = Literal["success", "oom", "failed", "skipped"]
+# Keys of the resolved config that don't change what is measured, left out of the config hash.
+HASH_EXCLUDED = ("experiment", "results_dir", "trackers", "sample_interval_ms", "preflight")
+
+
+class ErrorInfo(TypedDict):
+    type: str
+    message: str
+
+
+class ParamsInfo(TypedDict):
+    total: int  # logical parameters: a 4-bit packed weight counts the values it holds
+    trainable: int
+    trainable_pct: float
+    by_dtype: dict[str, int]  # storage dtype -> logical parameters
+
+
+class PhaseMemory(TypedDict, total=False):
+    # CUDA: NVML (sampled) and torch allocator peaks, bytes
+    nvml_process_peak: int | None
+    nvml_device_peak: int | None
+    torch_max_allocated: int
+    torch_max_reserved: int
+    # CPU: resident set size, sampled
+    rss_peak: int
+    rss_start: int
+    rss_end: int
+    samples: int
+    seconds: float
+
+
+class MemoryInfo(TypedDict):
+    device: str  # "cuda" | "cpu"
+    sample_interval_ms: float
+    baseline: dict[str, int | None]  # before the model loads
+    phases: dict[str, PhaseMemory]  # load / train / eval
+    peak_bytes: int | None  # headline: NVML process peak on CUDA (else torch reserved), RSS peak on CPU
+    peak_source: str
+    rss_max_kernel: int | None  # getrusage high-water mark of the whole process (CPU)
+
+
+class TimingInfo(TypedDict):
+    warmup_steps: int
+    measured_steps: int
+    step_times_s: list[float]
+    steps_per_s: float
+    samples_per_s: float
+    tokens_per_s: float
+    step_p50_s: float
+    step_p90_s: float
+    train_seconds: float  # measured steps only
+    samples_per_step: int
+    tokens_per_step: int
+
+
+class EnergyInfo(TypedDict):
+    joules: float
+    joules_per_step: float
+    source: str
+
+
+class RunRecord(TypedDict, total=False):
+    schema_version: int
+    status: Status
+    error: ErrorInfo | None
+    created_at: str  # ISO 8601, UTC
+    experiment: str
+    cell: dict[str, Any]  # short labels: method, model, task, rank, bits
+    config: dict[str, Any]  # the resolved RunConfig
+    config_hash: str
+    model: dict[str, Any]  # name, init ("random" | "pretrained"), source, architecture summary
+    params: ParamsInfo | None
+    preflight: dict[str, Any] | None  # estimate, available memory, fits
+    memory: MemoryInfo | None
+    timing: TimingInfo | None
+    energy: EnergyInfo | None
+    losses: list[float]
+    env: dict[str, Any]
+    wall_seconds: float
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of the config minus keys that don't change the measurement."""
+    kept = {k: v for k, v in config.items() if k not in HASH_EXCLUDED}
+    blob = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def record_path(results_dir: str | os.PathLike, experiment: str, cell: dict[str, Any], chash: str) -> Path:
+    parts = [str(cell.get(k)) for k in ("method", "model", "task") if cell.get(k) is not None]
+    if cell.get("rank") is not None:
+        parts.append(f"r{cell['rank']}")
+    stem = "-".join(parts + [chash[:10]]).replace("/", "_")
+    return Path(results_dir) / experiment / f"{stem}.json"
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf (a diverged loss) become null: strict JSON that every reader accepts."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_record(record: RunRecord, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    record = _json_safe(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(record, fh, indent=1, sort_keys=False, allow_nan=False, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_record(path: str | os.PathLike) -> RunRecord:
+    """Read and check one record; ValueError names the file when it is not a record of this schema."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON record ({exc})") from None
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        got = data.get("schema_version") if isinstance(data, dict) else None
+        raise ValueError(f"{path}: schema_version {got!r}, expected {SCHEMA_VERSION}")
+    if data.get("status") not in ("success", "oom", "failed", "skipped"):
+        raise ValueError(f"{path}: unknown status {data.get('status')!r}")
+    return data  # type: ignore[return-value]

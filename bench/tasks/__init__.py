@@ -1,0 +1,1 @@
+"""Tasks: where the batches come from and how a model is scored."""

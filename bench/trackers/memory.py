@@ -1,0 +1,134 @@
+"""Peak memory, split by phase (load / train / eval), with the baseline taken before the model loads.
+
+CUDA: a background thread samples NVML every `interval_ms` (this process's GPU memory and the device's
+used memory) and each phase also keeps torch's max_memory_allocated / max_memory_reserved.
+CPU: the same thread samples the resident set size from /proc/self/statm; getrusage's high-water mark
+is kept too (exact, but one number for the whole process).
+The thread sleeps on an Event between samples, so it costs the training loop almost nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import threading
+import time
+from typing import Any, Iterator
+
+from bench.trackers import nvml
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def rss_max_kernel() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+class MemoryTracker:
+    def __init__(self, device: str, interval_ms: float = 10.0, cuda_index: int = 0) -> None:
+        self.device = device
+        self.interval_s = interval_ms / 1000.0
+        self.cuda_index = cuda_index
+        self.pid = os.getpid()
+        self.handle = nvml.device_handle(cuda_index) if device == "cuda" else None
+        self.baseline: dict[str, int | None] = {}
+        self.phases: dict[str, dict[str, Any]] = {}
+        self._peaks: dict[str, int] = {}
+        self._samples = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- sampling ---------------------------------------------------------------------------------
+    def _read(self) -> dict[str, int | None]:
+        if self.device == "cuda":
+            return {"nvml_process": nvml.process_used_bytes(self.handle, self.pid),
+                    "nvml_device": nvml.device_used_bytes(self.handle)}
+        return {"rss": rss_bytes()}
+
+    def _sample(self) -> None:
+        peaks = self._peaks  # the current phase's dict; a phase switch swaps the reference
+        for key, value in self._read().items():
+            if value is not None and value > peaks.get(key, -1):
+                peaks[key] = value
+        self._samples += 1
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def start(self) -> None:
+        """Record the baseline (call before the model loads) and start the sampler thread."""
+        reading = self._read()
+        self.baseline = {f"{k}_bytes": v for k, v in reading.items()}
+        if self.device == "cuda":
+            import torch
+
+            self.baseline["torch_allocated_bytes"] = torch.cuda.memory_allocated(self.cuda_index)
+            self.baseline["other_processes_bytes"] = nvml.other_processes_bytes(self.handle, self.pid)
+        self._thread = threading.Thread(target=self._loop, name="bench-memory-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # -- phases -----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        cuda = self.device == "cuda"
+        if cuda:
+            import torch
+
+            torch.cuda.synchronize(self.cuda_index)
+            torch.cuda.reset_peak_memory_stats(self.cuda_index)
+        self._peaks = {}
+        self._samples = 0
+        started = time.perf_counter()
+        rss_start = rss_bytes()
+        self._sample()
+        try:
+            yield
+        finally:
+            if cuda:
+                torch.cuda.synchronize(self.cuda_index)
+            self._sample()  # a phase shorter than one interval still gets a reading at both ends
+            peaks = self._peaks
+            entry: dict[str, Any] = {"samples": self._samples, "seconds": time.perf_counter() - started}
+            if cuda:
+                entry.update(nvml_process_peak=peaks.get("nvml_process"),
+                             nvml_device_peak=peaks.get("nvml_device"),
+                             torch_max_allocated=torch.cuda.max_memory_allocated(self.cuda_index),
+                             torch_max_reserved=torch.cuda.max_memory_reserved(self.cuda_index))
+            else:
+                entry.update(rss_peak=peaks.get("rss"), rss_start=rss_start, rss_end=rss_bytes())
+            self.phases[name] = entry
+
+    # -- result -----------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        peak, source = self._headline()
+        return {"device": self.device, "sample_interval_ms": self.interval_s * 1000.0,
+                "baseline": self.baseline, "phases": self.phases, "peak_bytes": peak, "peak_source": source,
+                "rss_max_kernel": rss_max_kernel()}
+
+    def _headline(self) -> tuple[int | None, str]:
+        def best(key: str) -> int | None:
+            values = [p.get(key) for p in self.phases.values() if p.get(key) is not None]
+            return max(values) if values else None
+
+        if self.device == "cuda":
+            if (value := best("nvml_process_peak")) is not None:
+                return value, "nvml_process"
+            device_peak, base = best("nvml_device_peak"), self.baseline.get("nvml_device_bytes")
+            if device_peak is not None and base is not None:
+                return device_peak - base, "nvml_device_minus_baseline"
+            return best("torch_max_reserved"), "torch_max_reserved"
+        return best("rss_peak"), "rss_sampled"

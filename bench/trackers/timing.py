@@ -1,0 +1,52 @@
+"""Per-step wall-clock times of the measured (post-warm-up) steps, clocks read after a device sync."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+
+class StepTimer:
+    def __init__(self, synchronize: Callable[[], None]) -> None:
+        self._sync = synchronize
+        self._t0 = 0.0
+        self.step_times: list[float] = []
+
+    def begin(self) -> None:
+        self._sync()
+        self._t0 = time.perf_counter()
+
+    def end(self) -> None:
+        self._sync()
+        self.step_times.append(time.perf_counter() - self._t0)
+
+
+def summarize(step_times: list[float], warmup_steps: int, samples_per_step: int, tokens_per_step: int,
+              measured_steps: int | None = None, measured_seconds: float | None = None) -> dict:
+    """Derive every rate from the per-step times themselves, so the figures can be checked against them.
+    Without per-step times (trackers off) the rate comes from the measured region's total time."""
+    n = len(step_times) if step_times else (measured_steps or 0)
+    total = sum(step_times) if step_times else (measured_seconds or 0.0)
+    steps_per_s = n / total if total > 0 else 0.0
+    ordered = sorted(step_times)
+
+    def pct(q: float) -> float | None:
+        if not ordered:
+            return None
+        if len(ordered) == 1:
+            return ordered[0]
+        return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
+
+    return {
+        "warmup_steps": warmup_steps,
+        "measured_steps": n,
+        "step_times_s": step_times,
+        "steps_per_s": steps_per_s,
+        "samples_per_s": steps_per_s * samples_per_step,
+        "tokens_per_s": steps_per_s * tokens_per_step,
+        "step_p50_s": pct(50),
+        "step_p90_s": pct(90),
+        "train_seconds": total,
+        "samples_per_step": samples_per_step,
+        "tokens_per_step": tokens_per_step,
+    }
