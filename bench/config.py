@@ -25,6 +25,11 @@ class ConfigError(ValueError):
     """Bad user input: reported as one line naming the key, exit status 2, no record written."""
 
 
+def _name_list(names: str | list[str]) -> list[str]:
+    items = names.split(",") if isinstance(names, str) else names
+    return [n.strip() for n in items if n.strip()]
+
+
 @dataclass
 class MethodConfig:
     name: str
@@ -67,7 +72,8 @@ class LoraConfig(MethodConfig):
     rank: int = 8
     alpha: float = 16.0
     dropout: float = 0.05
-    target_modules: str = "qv"  # preset (qv, attention, all-linear) or comma-separated module names
+    # preset (qv, attention, all-linear), a list of module names ([q_proj,down_proj]) or "q_proj,down_proj"
+    target_modules: str | list[str] = "qv"
     bias: str = "none"
 
     OPTIMIZERS: ClassVar[tuple[str, ...]] = ("adamw", "adamw8bit", "paged_adamw", "paged_adamw8bit")
@@ -86,9 +92,9 @@ class LoraConfig(MethodConfig):
         super().validate()
 
     def target_module_list(self) -> list[str]:
-        if self.target_modules in LORA_PRESETS:
+        if isinstance(self.target_modules, str) and self.target_modules in LORA_PRESETS:
             return list(LORA_PRESETS[self.target_modules])
-        return [m.strip() for m in self.target_modules.split(",") if m.strip()]
+        return _name_list(self.target_modules)
 
 
 @dataclass
@@ -98,7 +104,7 @@ class QLoraConfig(LoraConfig):
     rank: int = 64
     alpha: float = 16.0
     dropout: float = 0.1
-    target_modules: str = "all-linear"
+    target_modules: str | list[str] = "all-linear"
     base_bits: int = 4
     quant_type: str = "nf4"
     double_quant: bool = True
@@ -126,7 +132,7 @@ class GaloreConfig(MethodConfig):
     update_proj_gap: int = 200
     scale: float = 0.25
     proj_type: str = "std"
-    target_modules: str = "attn,mlp"  # substrings of module names whose 2-D weights are projected
+    target_modules: str | list[str] = "attn,mlp"  # substrings of module names whose 2-D weights are projected
     layerwise: bool = False  # per-parameter optimizer steps inside backward (frees grads early)
 
     OPTIMIZERS: ClassVar[tuple[str, ...]] = ("adamw", "adamw8bit", "adafactor")
@@ -147,7 +153,7 @@ class GaloreConfig(MethodConfig):
             raise ConfigError("method.target_modules is empty")
 
     def target_module_list(self) -> list[str]:
-        return [m.strip() for m in self.target_modules.split(",") if m.strip()]
+        return _name_list(self.target_modules)
 
 
 METHOD_CLASSES: dict[str, type[MethodConfig]] = {
@@ -238,11 +244,19 @@ class RunConfig:
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Check a value against its field's type (int, float, bool, str, optional str, dict)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Optional[X]
-        if value is None:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | Y | None
+        if value is None and type(None) in typing.get_args(hint):
             return None
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        for option in options[:-1]:
+            try:
+                return _coerce(value, option, key)
+            except ConfigError:
+                pass
+        hint = options[-1]
     origin = typing.get_origin(hint) or hint
+    if origin is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
     if origin is bool and isinstance(value, bool):
         return value
     if origin is int and isinstance(value, int) and not isinstance(value, bool):
@@ -253,7 +267,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return value
     if origin is dict and isinstance(value, dict):
         return value
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping"}
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping",
+             list: "a string or a list of strings"}
     raise ConfigError(f"{key} must be {names.get(origin, str(origin))} (got {value!r})")
 
 

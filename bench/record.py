@@ -52,6 +52,7 @@ class MemoryInfo(TypedDict):
     phases: dict[str, PhaseMemory]  # load / train / eval
     peak_bytes: int | None  # headline: NVML process peak on CUDA (else torch reserved), RSS peak on CPU
     peak_source: str
+    peak_over_baseline_bytes: int | None  # peak minus the same counter's reading before the model loaded
     rss_max_kernel: int | None  # getrusage high-water mark of the whole process (CPU)
 
 

@@ -115,8 +115,12 @@ class MemoryTracker:
     # -- result -----------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         peak, source = self._headline()
+        base_key = {"nvml_process": "nvml_process_bytes", "rss_sampled": "rss_bytes",
+                    "torch_max_reserved": "torch_allocated_bytes"}.get(source)
+        base = (self.baseline.get(base_key) or 0) if base_key else 0
         return {"device": self.device, "sample_interval_ms": self.interval_s * 1000.0,
                 "baseline": self.baseline, "phases": self.phases, "peak_bytes": peak, "peak_source": source,
+                "peak_over_baseline_bytes": peak - base if peak is not None else None,
                 "rss_max_kernel": rss_max_kernel()}
 
     def _headline(self) -> tuple[int | None, str]:
