@@ -90,6 +90,17 @@ def _optimizer_class(kind: str) -> tuple[type, dict[str, Any]]:
     return galore_torch.GaLoreAdamW, {}
 
 
+def _build(cls: type, groups: list[dict], m: Any, extra: dict[str, Any]) -> GuardedOptimizer:
+    optimizer = cls(groups, lr=m.lr, weight_decay=m.weight_decay, **extra)
+    if m.optimizer == "adamw8bit":
+        # galore-torch 1.0 passes percentile_clipping and block_wise positionally into bitsandbytes'
+        # max_unorm and skip_zeros slots, which turns on update-norm clipping against the weight norm:
+        # projected gradients under 4096 values then get exactly zero updates. Restore the defaults.
+        optimizer.args.max_unorm = 0.0
+        optimizer.args.skip_zeros = False
+    return GuardedOptimizer(optimizer)
+
+
 def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> Any:
     m = cfg.method
     cls, extra = _optimizer_class(m.optimizer)
@@ -100,11 +111,11 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> Any:
     regular = [p for p in model.parameters() if p.requires_grad and id(p) not in projected_ids]
     if not m.layerwise:
         groups = [{"params": regular}, {"params": projected, **galore_keys}]
-        return GuardedOptimizer(cls(groups, lr=m.lr, weight_decay=m.weight_decay, **extra))
+        return _build(cls, groups, m, extra)
     per_param: dict[torch.nn.Parameter, Any] = {}
     for p in regular + projected:
         group = {"params": [p], **(galore_keys if id(p) in projected_ids else {})}
-        per_param[p] = GuardedOptimizer(cls([group], lr=m.lr, weight_decay=m.weight_decay, **extra))
+        per_param[p] = _build(cls, [group], m, extra)
 
     def step_now(param: torch.nn.Parameter) -> None:
         per_param[param].step()

@@ -34,8 +34,12 @@ def add_adapters(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
                       target_modules="all-linear" if targets == ["all-linear"] else targets,
                       task_type="CAUSAL_LM")
     try:
-        return get_peft_model(model, lora)
+        # On the meta device (planning) adapters are created without initialising real memory.
+        return get_peft_model(model, lora, low_cpu_mem_usage=model.device.type == "meta")
     except ValueError as exc:
+        if "lora_dropout" in str(exc):  # peft's ParamWrapper: fused MoE experts (Mixtral in transformers 5)
+            raise ConfigError(f"method.dropout must be 0 when target_modules reach {cfg.model.name!r}'s fused "
+                              f"expert weights (peft can't apply dropout there; got {m.dropout})") from None
         if "not found" in str(exc) or "target" in str(exc).lower():
             raise ConfigError(f"method.target_modules={m.target_modules!r} matches no module of model "
                               f"{cfg.model.name!r} (Llama-style names: q_proj, k_proj, v_proj, o_proj, "
