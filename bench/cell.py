@@ -96,7 +96,8 @@ def _measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: RunRe
 
     method = methods.get(cfg.method.name)
     t = cfg.train
-    memory = MemoryTracker(device, cfg.sample_interval_ms) if cfg.trackers else None
+    memory = (MemoryTracker(device, cfg.sample_interval_ms, rss_interval_ms=cfg.rss_sample_interval_ms)
+              if cfg.trackers else None)
     energy = EnergyMeter(memory.handle) if memory and device == "cuda" else None
     phase = memory.phase if memory else (lambda name: _null())
     torch.manual_seed(t.seed)

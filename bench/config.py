@@ -226,7 +226,8 @@ class RunConfig:
     results_dir: str = "results"
     device: str = "auto"  # auto | cpu | cuda
     trackers: bool = True
-    sample_interval_ms: float = 10.0
+    sample_interval_ms: float = 10.0  # NVML sampler period (GPU)
+    rss_sample_interval_ms: float = 100.0  # RSS sampler period (CPU); the CPU peak itself is the kernel's
     preflight: bool = True
 
     def validate(self) -> None:
@@ -236,8 +237,9 @@ class RunConfig:
         self.train.validate()
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda (got {self.device!r})")
-        if not 0 < self.sample_interval_ms <= 1000:
-            raise ConfigError(f"sample_interval_ms must be in (0, 1000] (got {self.sample_interval_ms})")
+        for key in ("sample_interval_ms", "rss_sample_interval_ms"):
+            if not 0 < getattr(self, key) <= 1000:
+                raise ConfigError(f"{key} must be in (0, 1000] (got {getattr(self, key)})")
         if not self.experiment or "/" in self.experiment:
             raise ConfigError(f"experiment must be a plain name (got {self.experiment!r})")
 

@@ -16,7 +16,8 @@ from typing import Any, Literal, TypedDict
 SCHEMA_VERSION = 1
 Status = Literal["success", "oom", "failed", "skipped"]
 # Keys of the resolved config that don't change what is measured, left out of the config hash.
-HASH_EXCLUDED = ("experiment", "results_dir", "trackers", "sample_interval_ms", "preflight")
+HASH_EXCLUDED = ("experiment", "results_dir", "trackers", "sample_interval_ms", "rss_sample_interval_ms",
+                 "preflight")
 
 
 class ErrorInfo(TypedDict):
@@ -37,7 +38,8 @@ class PhaseMemory(TypedDict, total=False):
     nvml_device_peak: int | None
     torch_max_allocated: int
     torch_max_reserved: int
-    # CPU: resident set size, sampled
+    # CPU: resident set size: kernel high-water mark of the phase (VmHWM, reset at phase start), sampled peak
+    rss_hwm: int | None
     rss_peak: int
     rss_start: int
     rss_end: int
@@ -50,7 +52,8 @@ class MemoryInfo(TypedDict):
     sample_interval_ms: float
     baseline: dict[str, int | None]  # before the model loads
     phases: dict[str, PhaseMemory]  # load / train / eval
-    peak_bytes: int | None  # headline: NVML process peak on CUDA (else torch reserved), RSS peak on CPU
+    peak_bytes: int | None  # headline: NVML process peak on CUDA (else torch reserved); on CPU the kernel's
+    # RSS high-water mark (else the sampled RSS peak)
     peak_source: str
     peak_over_baseline_bytes: int | None  # peak minus the same counter's reading before the model loaded
     rss_max_kernel: int | None  # getrusage high-water mark of the whole process (CPU)

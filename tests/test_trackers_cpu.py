@@ -1,0 +1,24 @@
+"""Trackers on CPU: per-phase peaks really are per phase, and the sampler stops."""
+import torch
+
+from bench.trackers.memory import MemoryTracker
+
+
+def test_cpu_phase_peaks_are_reset_between_phases():
+    tracker = MemoryTracker("cpu", rss_interval_ms=5)
+    tracker.start()
+    with tracker.phase("big"):
+        block = torch.ones(300 * 2**20 // 4)  # 300 MiB, touched
+        del block
+    with tracker.phase("small"):
+        block = torch.ones(20 * 2**20 // 4)
+        del block
+    tracker.stop()
+    assert not tracker._thread.is_alive()
+    big, small = tracker.phases["big"], tracker.phases["small"]
+    assert big["rss_hwm"] - big["rss_start"] >= 290 * 2**20
+    assert small["rss_hwm"] < big["rss_hwm"] - 200 * 2**20  # the high-water mark was reset at phase start
+    summary = tracker.summary()
+    assert summary["peak_source"] == "rss_kernel_hwm" and summary["peak_bytes"] == big["rss_hwm"]
+    assert summary["peak_over_baseline_bytes"] == big["rss_hwm"] - tracker.baseline["rss_bytes"]
+    assert big["samples"] >= 2  # a reading at both ends of even a short phase
