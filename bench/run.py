@@ -24,7 +24,8 @@ def summary_line(record: dict, path: object) -> str:
         parts.append((record.get("error") or {}).get("message", "").splitlines()[0][:300])
     mem, timing, params = record.get("memory") or {}, record.get("timing") or {}, record.get("params") or {}
     if mem.get("peak_bytes") is not None:
-        parts.append(f"peak {mem['peak_bytes'] / GB:.2f} GB ({mem['peak_source']})")
+        parts.append(f"peak {mem['peak_bytes'] / GB:.2f} GB ({mem['peak_source']}; "
+                     f"+{mem['peak_over_baseline_bytes'] / GB:.2f} GB over the pre-load baseline)")
     if timing:
         parts.append(f"{timing['steps_per_s']:.2f} steps/s, {timing['tokens_per_s']:,.0f} tokens/s")
     if params:

@@ -161,6 +161,7 @@ class MemoryTracker:
             if device_peak is not None and base is not None:
                 return device_peak - base, "nvml_device_minus_baseline"
             return best("torch_max_reserved"), "torch_max_reserved"
-        if (value := best("rss_hwm")) is not None:
-            return value, "rss_kernel_hwm"
-        return best("rss_peak"), "rss_sampled"
+        hwm, sampled = best("rss_hwm"), best("rss_peak")
+        if hwm is not None:  # the kernel syncs RSS counters lazily: a sample can top VmHWM by a few pages
+            return max(hwm, sampled or 0), "rss_kernel_hwm"
+        return sampled, "rss_sampled"
