@@ -5,10 +5,12 @@ memory, an exception in training, does-not-fit) is data: the record is written w
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,20 @@ def plan(cfg: RunConfig, device: str) -> dict[str, Any]:
             torch.cuda.empty_cache()
 
 
+def setup(cfg: RunConfig, device: str, planned: dict[str, Any]) -> dict[str, Any]:
+    """What the run actually does with the config on this device (dtypes, checkpointing)."""
+    method = methods.get(cfg.method.name)
+    autocast = method.autocast_dtype(cfg, planned["compute"])
+    checkpointing = cfg.train.gradient_checkpointing or bool(getattr(cfg.method, "gradient_checkpointing", False))
+    return {"device": device, "compute_dtype": str(planned["compute"]).removeprefix("torch."),
+            "weights_dtype": str(planned["weights_dtype"]).removeprefix("torch."),
+            "autocast_dtype": str(autocast).removeprefix("torch.") if autocast else None,
+            "gradient_checkpointing": checkpointing, "batch_size": cfg.train.batch_size,
+            "seq_len": cfg.train.seq_len, "grad_accum": cfg.train.grad_accum,
+            "quantized_compute_dtype": getattr(cfg.method, "compute_dtype", None) if cfg.method.base_bits < 16
+            else None}
+
+
 def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
     from bench import env, models
 
@@ -67,20 +83,34 @@ def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
         "schema_version": SCHEMA_VERSION, "status": "failed", "error": None,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "experiment": cfg.experiment, "cell": cell, "config": config, "config_hash": chash,
-        "model": None, "params": None, "preflight": None, "memory": None, "timing": None, "energy": None,
+        "model": None, "setup": None, "params": None, "preflight": None, "memory": None, "timing": None,
+        "energy": None,
         "losses": [], "env": {}, "wall_seconds": 0.0,
     }
     path = record_path(cfg.results_dir, cfg.experiment, cell, chash)
-    planned = plan(cfg, device)  # ConfigError propagates: bad input writes no record
-    record.update(model=planned["model"], params=planned["params"], preflight=planned["preflight"])
-    record["env"] = env.collect(chash)
-    if cfg.preflight and not planned["preflight"]["fits"]:
-        record.update(status="skipped", error={"type": "DoesNotFit",
-                                               "message": f"does not fit: {planned['preflight']['reason']}"})
-    else:
-        _measure(cfg, device, planned, record)
+    with warnings.catch_warnings(record=True) as caught:  # kept in the record, not printed
+        warnings.simplefilter("always")
+        planned = plan(cfg, device)  # ConfigError propagates: bad input writes no record
+        record.update(model=planned["model"], params=planned["params"], preflight=planned["preflight"],
+                      setup=setup(cfg, device, planned))
+        record["env"] = env.collect(chash)
+        if cfg.preflight and not planned["preflight"]["fits"]:
+            record.update(status="skipped", error={"type": "DoesNotFit",
+                                                   "message": f"does not fit: {planned['preflight']['reason']}"})
+        else:
+            _measure(cfg, device, planned, record)
+    record["warnings"] = _distinct_warnings(caught)
     record["wall_seconds"] = time.perf_counter() - started
     return record, write_record(record, path)
+
+
+def _distinct_warnings(caught: list[warnings.WarningMessage], limit: int = 20) -> list[str]:
+    """What the libraries warned about during the cell (e.g. paged optimizers falling back on CPU)."""
+    seen: dict[str, None] = {}
+    for w in caught:
+        if not issubclass(w.category, (DeprecationWarning, FutureWarning)):
+            seen.setdefault(f"{w.category.__name__}: {str(w.message).splitlines()[0][:300]}", None)
+    return list(seen)[:limit]
 
 
 def _measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: RunRecord) -> None:
@@ -99,7 +129,7 @@ def _measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: RunRe
     memory = (MemoryTracker(device, cfg.sample_interval_ms, rss_interval_ms=cfg.rss_sample_interval_ms)
               if cfg.trackers else None)
     energy = EnergyMeter(memory.handle) if memory and device == "cuda" else None
-    phase = memory.phase if memory else (lambda name: _null())
+    phase = memory.phase if memory else (lambda name: contextlib.nullcontext())
     torch.manual_seed(t.seed)
     if memory:
         memory.start()
@@ -134,10 +164,3 @@ def _measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: RunRe
             memory.stop()
             record["memory"] = memory.summary()
 
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -55,7 +55,7 @@ def _expand(overrides: list[str]) -> list[list[str]]:
             for value in values:
                 if value not in options:
                     raise ConfigError(f"{group}: unknown {group} {value!r} (choose from {', '.join(options)})")
-        choices.append((key if not override.is_delete() else key, values))
+        choices.append((key, values))
     base = [f"{k}={v[0]}" if not k.startswith("~") else k for k, v in choices]
     combos = [base]
     for i, (key, values) in enumerate(choices):

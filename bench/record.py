@@ -89,12 +89,14 @@ class RunRecord(TypedDict, total=False):
     config: dict[str, Any]  # the resolved RunConfig
     config_hash: str
     model: dict[str, Any]  # name, init ("random" | "pretrained"), source, architecture summary
+    setup: dict[str, Any]  # device, compute / weights / autocast dtypes, gradient checkpointing, batch, seq_len
     params: ParamsInfo | None
     preflight: dict[str, Any] | None  # estimate, available memory, fits
     memory: MemoryInfo | None
     timing: TimingInfo | None
     energy: EnergyInfo | None
     losses: list[float]
+    warnings: list[str]  # distinct library warnings raised during the cell (deprecations left out)
     env: dict[str, Any]
     wall_seconds: float
 

@@ -41,6 +41,15 @@ class SteppedInBackward:
                 yield from (v for v in state.values() if torch.is_tensor(v))
 
 
-def freeze_all(model: torch.nn.Module) -> None:
-    for param in model.parameters():
-        param.requires_grad_(False)
+def enable_checkpointing(model: torch.nn.Module, input_grads: bool = False) -> None:
+    """Activation (gradient) checkpointing, non-reentrant; a no-op on the meta device (planning).
+    `input_grads`: make embeddings' outputs require grad, needed when the base is frozen (adapters)."""
+    if model.device.type == "meta":
+        return
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if input_grads:
+        model.enable_input_require_grads()

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from bench.config import RunConfig
-from bench.methods.base import make_adamw
+from bench.methods.base import enable_checkpointing, make_adamw
 
 
 def weights_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype:
@@ -22,8 +22,8 @@ def autocast_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype | None:
 def wrap(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
     for param in model.parameters():
         param.requires_grad_(True)
-    if cfg.train.gradient_checkpointing and not model.device.type == "meta":
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.train.gradient_checkpointing:
+        enable_checkpointing(model)
     return model
 
 

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import torch
 
 from bench.config import ConfigError, RunConfig
-from bench.methods.base import SteppedInBackward
+from bench.methods.base import SteppedInBackward, enable_checkpointing
 
 
 def weights_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype:
@@ -41,8 +41,8 @@ def wrap(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
     if cfg.method.rank > smallest:
         raise ConfigError(f"method.rank={cfg.method.rank} exceeds the smallest projected dimension "
                           f"({smallest}) of model {cfg.model.name!r}")
-    if cfg.train.gradient_checkpointing and model.device.type != "meta":
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.train.gradient_checkpointing:
+        enable_checkpointing(model)
     return model
 
 

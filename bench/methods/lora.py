@@ -6,7 +6,7 @@ from typing import Any
 import torch
 
 from bench.config import ConfigError, RunConfig
-from bench.methods.base import make_adamw
+from bench.methods.base import enable_checkpointing, make_adamw
 
 
 def weights_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype:
@@ -15,12 +15,6 @@ def weights_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype:
 
 def autocast_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype | None:
     return None  # base already in the compute dtype; peft casts inputs to the fp32 adapters itself
-
-
-def enable_checkpointing(model: torch.nn.Module) -> None:
-    if model.device.type != "meta":
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
 
 
 def add_adapters(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
@@ -49,7 +43,7 @@ def add_adapters(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
 
 def wrap(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
     if cfg.train.gradient_checkpointing:
-        enable_checkpointing(model)
+        enable_checkpointing(model, input_grads=True)
     return add_adapters(model, cfg)
 
 
