@@ -31,14 +31,9 @@ CUDA_RUNTIME_BYTES = 512 * 1024**2
 
 
 def host_available_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
+    from bench.trackers.memory import proc_kib_field
+
+    return proc_kib_field("/proc/meminfo", "MemAvailable")
 
 
 def _quantised_weight_bytes(n: int, bits: int, rows: int, double_quant: bool) -> float:

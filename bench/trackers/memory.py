@@ -34,16 +34,21 @@ def rss_max_kernel() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def rss_hwm_bytes() -> int | None:
-    """Peak resident set since the process started or since the last reset_rss_hwm()."""
+def proc_kib_field(path: str, field: str) -> int | None:
+    """A `Field:   123 kB` line of a /proc file, in bytes (None off Linux)."""
     try:
-        with open("/proc/self/status") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def rss_hwm_bytes() -> int | None:
+    """Peak resident set since the process started or since the last reset_rss_hwm()."""
+    return proc_kib_field("/proc/self/status", "VmHWM")
 
 
 def reset_rss_hwm() -> bool:
