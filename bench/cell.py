@@ -145,8 +145,8 @@ def _measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: RunRe
                                  grad_accum=t.grad_accum, device=device,
                                  autocast_dtype=method.autocast_dtype(cfg, planned["compute"]),
                                  per_step_timing=cfg.trackers,
-                                 on_measure_start=energy.start if energy else None,
-                                 on_measure_end=energy.stop if energy else None)
+                                 on_measure_start=energy.resume if energy else None,
+                                 on_measure_end=energy.pause if energy else None)
         record["losses"] = result.losses
         samples = t.batch_size * t.grad_accum
         record["timing"] = summarize(result.step_times, t.warmup_steps, samples, samples * t.seq_len,

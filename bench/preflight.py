@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from bench.config import RunConfig
+from bench.models import HEAD_MODULES
 
 GB = 1e9  # decimal gigabytes in messages
 CUDA_RUNTIME_BYTES = 512 * 1024**2
@@ -63,7 +64,7 @@ def estimate(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, 
             seen.add(id(p))
             n = p.numel()
             is_base_linear = (isinstance(module, torch.nn.Linear) and pname == "weight" and "lora_" not in name
-                              and not name.endswith("lm_head"))
+                              and not set(name.split(".")) & set(HEAD_MODULES))
             if bits < 16 and is_base_linear:
                 quantised_bytes += _quantised_weight_bytes(n, bits, p.shape[0], getattr(m, "double_quant", False))
                 quantised_values += n

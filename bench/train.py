@@ -1,6 +1,10 @@
 """The training step loop. Warm-up steps run first and are not timed; each measured step is timed with the
 device synchronised before the clock is read. With trackers off it is the bare loop: one sync and two
-clock reads around all measured steps, losses read once at the end."""
+clock reads around each run of measured steps, losses read once at the end.
+
+A StepLoop can run in segments (train a while, evaluate, train on): the clocks cover only the training
+segments, so evaluation never counts as training time.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -17,51 +21,83 @@ from bench.trackers.timing import StepTimer
 class TrainResult:
     losses: list[float] = field(default_factory=list)
     step_times: list[float] = field(default_factory=list)  # measured steps, trackers on
-    measured_seconds: float = 0.0
+    measured_seconds: float = 0.0  # post-warm-up training time
     measured_steps: int = 0
+    train_seconds: float = 0.0  # all training segments, warm-up included (time-to-quality clock)
 
 
 def synchronizer(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
 
-def train_steps(model: torch.nn.Module, optimizer: Any, batches: Iterator[dict], *, steps: int,
-                warmup_steps: int, grad_accum: int, device: str, autocast_dtype: torch.dtype | None,
-                per_step_timing: bool = True, on_measure_start: Callable[[], None] | None = None,
-                on_measure_end: Callable[[], None] | None = None) -> TrainResult:
-    model.train()
-    sync = synchronizer(device)
-    timer = StepTimer(sync) if per_step_timing else None
-    amp = (lambda: torch.autocast(device_type=device, dtype=autocast_dtype)) if autocast_dtype \
-        else contextlib.nullcontext
-    losses: list[torch.Tensor] = []
-    result = TrainResult()
-    started = 0.0
-    for step in range(steps):
-        if step == warmup_steps:
-            sync()
-            if on_measure_start:
-                on_measure_start()
-            started = time.perf_counter()
-        if timer and step >= warmup_steps:
-            timer.begin()
+class StepLoop:
+    def __init__(self, model: torch.nn.Module, optimizer: Any, batches: Iterator[dict], *, warmup_steps: int,
+                 grad_accum: int, device: str, autocast_dtype: torch.dtype | None, per_step_timing: bool = True,
+                 on_measure_start: Callable[[], None] | None = None,
+                 on_measure_end: Callable[[], None] | None = None) -> None:
+        self.model, self.optimizer, self.batches = model, optimizer, batches
+        self.warmup_steps, self.grad_accum = warmup_steps, grad_accum
+        self.sync = synchronizer(device)
+        self.timer = StepTimer(self.sync) if per_step_timing else None
+        self.amp = (lambda: torch.autocast(device_type=device, dtype=autocast_dtype)) if autocast_dtype \
+            else contextlib.nullcontext
+        self.on_measure_start, self.on_measure_end = on_measure_start, on_measure_end
+        self.step = 0
+        self._losses: list[torch.Tensor] = []
+        self.measured_seconds = 0.0
+        self.train_seconds = 0.0
+
+    def _one_step(self) -> None:
         step_loss = None
-        for _ in range(grad_accum):
-            batch = next(batches)
-            with amp():
-                loss = model(**batch).loss / grad_accum
+        for _ in range(self.grad_accum):
+            batch = next(self.batches)
+            with self.amp():
+                loss = self.model(**batch).loss / self.grad_accum
             loss.backward()
             step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(step_loss)
-        if timer and step >= warmup_steps:
-            timer.end()
-    sync()
-    result.measured_seconds = time.perf_counter() - started
-    if on_measure_end:
-        on_measure_end()
-    result.measured_steps = steps - warmup_steps
-    result.step_times = timer.step_times if timer else []
-    result.losses = torch.stack(losses).float().cpu().tolist()
-    return result
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self._losses.append(step_loss)
+
+    def run(self, n_steps: int) -> None:
+        """Run the next n_steps optimizer steps."""
+        self.model.train()
+        self.sync()
+        segment_start = time.perf_counter()
+        measured_start = segment_start if self.step >= self.warmup_steps else None
+        if measured_start is not None and self.on_measure_start:
+            self.on_measure_start()
+        for _ in range(n_steps):
+            if self.step == self.warmup_steps and measured_start is None:
+                self.sync()
+                if self.on_measure_start:
+                    self.on_measure_start()
+                measured_start = time.perf_counter()
+            measured = self.timer is not None and self.step >= self.warmup_steps
+            if measured:
+                self.timer.begin()
+            self._one_step()
+            if measured:
+                self.timer.end()
+            self.step += 1
+        self.sync()
+        end = time.perf_counter()
+        self.train_seconds += end - segment_start
+        if measured_start is not None:
+            self.measured_seconds += end - measured_start
+            if self.on_measure_end:
+                self.on_measure_end()
+
+    def result(self) -> TrainResult:
+        losses = torch.stack(self._losses).float().cpu().tolist() if self._losses else []
+        return TrainResult(losses=losses, step_times=list(self.timer.step_times) if self.timer else [],
+                           measured_seconds=self.measured_seconds,
+                           measured_steps=max(0, self.step - self.warmup_steps), train_seconds=self.train_seconds)
+
+
+def train_steps(model: torch.nn.Module, optimizer: Any, batches: Iterator[dict], *, steps: int,
+                warmup_steps: int, **loop_kwargs: Any) -> TrainResult:
+    """All steps in one go (the synthetic task and the overhead benchmark)."""
+    loop = StepLoop(model, optimizer, batches, warmup_steps=warmup_steps, **loop_kwargs)
+    loop.run(steps)
+    return loop.result()

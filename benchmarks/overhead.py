@@ -63,8 +63,8 @@ def measure(method_name: str, overrides: list[str], rounds: int, steps: int) -> 
                 memory.start()
                 with memory.phase("train"):
                     result = train_steps(model, optimizer, data, **common, per_step_timing=True,
-                                         on_measure_start=energy.start if energy else None,
-                                         on_measure_end=energy.stop if energy else None)
+                                         on_measure_start=energy.resume if energy else None,
+                                         on_measure_end=energy.pause if energy else None)
                 memory.stop()
             else:
                 result = train_steps(model, optimizer, data, **common, per_step_timing=False)

@@ -1,4 +1,5 @@
-"""GPU energy over the measured training steps, from NVML's total-energy counter."""
+"""GPU energy over the measured training steps, from NVML's total-energy counter. Training may run in
+segments (evaluation in between): resume/pause accumulate the training segments only."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,18 +10,25 @@ from bench.trackers import nvml
 class EnergyMeter:
     def __init__(self, handle: Any | None) -> None:
         self.handle = handle
-        self._start_mj: int | None = None
-        self._end_mj: int | None = None
+        self._since_mj: int | None = None
+        self._total_mj = 0
+        self._ok = handle is not None
 
-    def start(self) -> None:
-        self._start_mj = nvml.energy_mj(self.handle)
+    def resume(self) -> None:
+        self._since_mj = nvml.energy_mj(self.handle)
+        self._ok = self._ok and self._since_mj is not None
 
-    def stop(self) -> None:
-        self._end_mj = nvml.energy_mj(self.handle)
+    def pause(self) -> None:
+        now = nvml.energy_mj(self.handle)
+        if now is None or self._since_mj is None:
+            self._ok = False
+            return
+        self._total_mj += now - self._since_mj
+        self._since_mj = None
 
     def summary(self, measured_steps: int) -> dict[str, Any] | None:
-        if self._start_mj is None or self._end_mj is None or measured_steps <= 0:
+        if not self._ok or measured_steps <= 0:
             return None
-        joules = (self._end_mj - self._start_mj) / 1000.0
+        joules = self._total_mj / 1000.0
         return {"joules": joules, "joules_per_step": joules / measured_steps,
                 "source": "nvmlDeviceGetTotalEnergyConsumption"}

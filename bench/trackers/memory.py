@@ -113,6 +113,8 @@ class MemoryTracker:
     # -- phases -----------------------------------------------------------------------------------
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        """Track one phase. Re-entering a phase name (train, eval, train, ...) accumulates into it: peaks are
+        the max over its segments, seconds and samples add up."""
         cuda = self.device == "cuda"
         if cuda:
             import torch
@@ -141,7 +143,7 @@ class MemoryTracker:
             else:
                 entry.update(rss_peak=peaks.get("rss"), rss_start=rss_start, rss_end=rss_bytes(),
                              rss_hwm=rss_hwm_bytes() if hwm_reset else None)
-            self.phases[name] = entry
+            self.phases[name] = _merge(self.phases.get(name), entry)
 
     # -- result -----------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -170,3 +172,19 @@ class MemoryTracker:
         if hwm is not None:  # the kernel syncs RSS counters lazily: a sample can top VmHWM by a few pages
             return max(hwm, sampled or 0), "rss_kernel_hwm"
         return sampled, "rss_sampled"
+
+
+def _merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    if old is None:
+        return new
+    merged = dict(new)
+    for key, value in new.items():
+        before = old.get(key)
+        if key in ("samples", "seconds"):
+            merged[key] = before + value
+        elif key == "rss_start":
+            merged[key] = before
+        elif key != "rss_end" and before is not None:
+            merged[key] = before if value is None else max(before, value)
+    merged["segments"] = old.get("segments", 1) + 1
+    return merged
