@@ -9,24 +9,14 @@ import contextlib
 import datetime as dt
 import gc
 import time
-import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
 from bench import methods
 from bench.config import ConfigError, RunConfig, to_dict
+from bench.measure import measure
 from bench.record import SCHEMA_VERSION, RunRecord, config_hash, record_path, write_record
-
-
-def _is_oom(exc: BaseException) -> bool:
-    import torch
-
-    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("out of memory" in text.lower()
-                                              or "can't allocate memory" in text)
 
 
 def cell_labels(cfg: RunConfig) -> dict[str, Any]:
@@ -40,12 +30,14 @@ def plan(cfg: RunConfig, device: str) -> dict[str, Any]:
     import torch
 
     from bench import models, preflight
+    from bench.quality import check_data, task_head
     from bench.trackers.params import count_parameters
 
     method = methods.get(cfg.method.name)
     compute = models.train_dtype(cfg.train.precision, device)
     wdtype = method.weights_dtype(cfg, compute)
-    meta_model = method.wrap(models.build_model(cfg, device, wdtype, meta=True), cfg)
+    check_data(cfg.task)
+    meta_model = method.wrap(models.build_model(cfg, device, wdtype, meta=True, **task_head(cfg.task)), cfg)
     try:
         return {"compute": compute, "weights_dtype": wdtype, "params": count_parameters(meta_model),
                 "preflight": preflight.estimate(cfg, meta_model, compute, device),
@@ -98,7 +90,7 @@ def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
             record.update(status="skipped", error={"type": "DoesNotFit",
                                                    "message": f"does not fit: {planned['preflight']['reason']}"})
         else:
-            _measure(cfg, device, planned, record)
+            measure(cfg, device, planned, record)
     record["warnings"] = _distinct_warnings(caught)
     record["wall_seconds"] = time.perf_counter() - started
     return record, write_record(record, path)
@@ -111,56 +103,3 @@ def _distinct_warnings(caught: list[warnings.WarningMessage], limit: int = 20) -
         if not issubclass(w.category, (DeprecationWarning, FutureWarning)):
             seen.setdefault(f"{w.category.__name__}: {str(w.message).splitlines()[0][:300]}", None)
     return list(seen)[:limit]
-
-
-def _measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: RunRecord) -> None:
-    import torch
-
-    from bench import models
-    from bench.tasks import synthetic
-    from bench.train import train_steps
-    from bench.trackers.energy import EnergyMeter
-    from bench.trackers.memory import MemoryTracker
-    from bench.trackers.params import count_parameters
-    from bench.trackers.timing import summarize
-
-    method = methods.get(cfg.method.name)
-    t = cfg.train
-    memory = (MemoryTracker(device, cfg.sample_interval_ms, rss_interval_ms=cfg.rss_sample_interval_ms)
-              if cfg.trackers else None)
-    energy = EnergyMeter(memory.handle) if memory and device == "cuda" else None
-    phase = memory.phase if memory else (lambda name: contextlib.nullcontext())
-    torch.manual_seed(t.seed)
-    if memory:
-        memory.start()
-    try:
-        with phase("load"):
-            model = models.build_model(cfg, device, planned["weights_dtype"])
-            model = method.wrap(model, cfg)
-            optimizer = method.make_optimizer(model, cfg)
-        record["params"] = count_parameters(model)
-        data = synthetic.batches(model.config.vocab_size, t.batch_size, t.seq_len, device, t.seed)
-        with phase("train"):
-            result = train_steps(model, optimizer, data, steps=t.steps, warmup_steps=t.warmup_steps,
-                                 grad_accum=t.grad_accum, device=device,
-                                 autocast_dtype=method.autocast_dtype(cfg, planned["compute"]),
-                                 per_step_timing=cfg.trackers,
-                                 on_measure_start=energy.resume if energy else None,
-                                 on_measure_end=energy.pause if energy else None)
-        record["losses"] = result.losses
-        samples = t.batch_size * t.grad_accum
-        record["timing"] = summarize(result.step_times, t.warmup_steps, samples, samples * t.seq_len,
-                                     result.measured_steps, result.measured_seconds)
-        record["energy"] = energy.summary(result.measured_steps) if energy else None
-        record["status"] = "success"
-    except ConfigError:
-        raise
-    except Exception as exc:  # failure is data
-        record["status"] = "oom" if _is_oom(exc) else "failed"
-        record["error"] = {"type": type(exc).__name__, "message": str(exc)[:2000],
-                           "traceback": traceback.format_exc(limit=8)[-4000:]}
-    finally:
-        if memory:
-            memory.stop()
-            record["memory"] = memory.summary()
-

@@ -132,7 +132,9 @@ class GaloreConfig(MethodConfig):
     update_proj_gap: int = 200
     scale: float = 0.25
     proj_type: str = "std"
-    target_modules: str | list[str] = "attn,mlp"  # substrings of module names whose 2-D weights are projected
+    # substrings of module names whose 2-D linear weights are projected: Llama-style blocks (self_attn, mlp)
+    # and BERT-style ones (attention, intermediate, output); embeddings and task heads get plain AdamW
+    target_modules: str | list[str] = "attn,mlp,attention,intermediate,output"
     layerwise: bool = False  # per-parameter optimizer steps inside backward (frees grads early)
 
     OPTIMIZERS: ClassVar[tuple[str, ...]] = ("adamw", "adamw8bit", "adafactor")
@@ -183,14 +185,36 @@ class ModelConfig:
             raise ConfigError(f"model.arch.model_type is required for a random-init model ({self.name!r})")
 
 
+TASK_KINDS = ("synthetic", "glue", "squad")
+
+
 @dataclass
 class TaskConfig:
     name: str = "synthetic"
-    kind: str = "synthetic"
+    kind: str = "synthetic"  # synthetic (random tokens, causal LM) | glue (classification/regression) | squad
+    data_dir: str | None = None  # glue_data folder / folder of SQuAD JSON files; None: the hub via datasets
+    train_split: str = "train"
+    max_length: int = 128  # tokens per example (SQuAD: per window)
+    doc_stride: int = 64  # SQuAD: overlap between windows of a long context
+    train_limit: int | None = None  # use the first N training examples (after a seeded shuffle)
+    eval_limit: int | None = None  # score the first N dev examples
+    eval_every: int = 0  # evaluate every N optimizer steps as well as at the end (0: at the end only)
+    eval_batch_size: int = 64
+    target: float | None = None  # main-metric value for time-to-quality (steps and seconds to reach it)
 
     def validate(self) -> None:
-        if self.kind != "synthetic":
-            raise ConfigError(f"task.kind must be synthetic (got {self.kind!r})")
+        if self.kind not in TASK_KINDS:
+            raise ConfigError(f"task.kind must be one of {', '.join(TASK_KINDS)} (got {self.kind!r})")
+        for key in ("max_length", "eval_batch_size"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"task.{key} must be > 0 (got {getattr(self, key)})")
+        if self.eval_every < 0:
+            raise ConfigError(f"task.eval_every must be >= 0 (got {self.eval_every})")
+        for key in ("train_limit", "eval_limit"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                raise ConfigError(f"task.{key} must be > 0 or null (got {getattr(self, key)})")
+        if self.kind == "squad" and not 0 < self.doc_stride < self.max_length:
+            raise ConfigError(f"task.doc_stride must be in (0, task.max_length) (got {self.doc_stride})")
 
 
 @dataclass

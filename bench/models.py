@@ -108,11 +108,12 @@ def build_model(cfg: RunConfig, device: str, weights_dtype: torch.dtype, meta: b
         with torch.device("meta"):
             return auto.from_config(config, **common)
     if mcfg.pretrained:
-        kwargs = {**_pretrained_kwargs(mcfg), "device_map": {"": device}}
+        kwargs = {**_pretrained_kwargs(mcfg), **common, "device_map": {"": device}}
         if bits < 16:
             kwargs["quantization_config"] = bnb_config(cfg)
         transformers.logging.set_verbosity_error()  # the load report lists the new head as "MISSING"
-        return auto.from_pretrained(resolve_source(mcfg.source), config=config, **common, **kwargs)
+        transformers.logging.disable_progress_bar()
+        return auto.from_pretrained(resolve_source(mcfg.source), config=config, **kwargs)
     torch.manual_seed(cfg.train.seed)
     if bits < 16:  # random init in compute dtype on the host, then quantise while moving to the device
         model = auto.from_config(config, **common)

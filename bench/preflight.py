@@ -89,12 +89,14 @@ def estimate(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, 
 
     hf = meta_model.config
     h, layers = hf.hidden_size, hf.num_hidden_layers
-    inter = getattr(hf, "intermediate_size", 4 * h) * getattr(hf, "num_experts_per_tok", 1)
-    tokens = t.batch_size * t.seq_len
+    inter = (getattr(hf, "intermediate_size", None) or 4 * h) * (getattr(hf, "num_experts_per_tok", None) or 1)
+    seq_len = t.seq_len if cfg.task.kind == "synthetic" else cfg.task.max_length  # text: padded to <= max_length
+    tokens = t.batch_size * seq_len
     per_layer = tokens * (8 * h + 4 * inter) * el
     checkpointing = t.gradient_checkpointing or (m.name == "qlora" and m.gradient_checkpointing)
     acts = (layers * tokens * h * el + per_layer) if checkpointing else layers * per_layer
-    acts += tokens * hf.vocab_size * 4 * 2
+    if cfg.task.kind == "synthetic":  # causal-LM logits; classification / QA heads are a few values per token
+        acts += tokens * hf.vocab_size * 4 * 2
     runtime = CUDA_RUNTIME_BYTES if device == "cuda" else 0
     breakdown = {"weights": weights + quantised_bytes, "cast_copies": cast_copies, "gradients": grads, "optimizer": optim,
                  "activations": acts, "runtime": runtime}

@@ -24,6 +24,8 @@ class TrainResult:
     measured_seconds: float = 0.0  # post-warm-up training time
     measured_steps: int = 0
     train_seconds: float = 0.0  # all training segments, warm-up included (time-to-quality clock)
+    measured_samples: int = 0
+    measured_tokens: int = 0  # non-padding tokens (attention mask) of the measured steps
 
 
 def synchronizer(device: str) -> Callable[[], None]:
@@ -46,11 +48,18 @@ class StepLoop:
         self._losses: list[torch.Tensor] = []
         self.measured_seconds = 0.0
         self.train_seconds = 0.0
+        self._samples = 0
+        self._tokens: torch.Tensor | int = 0  # summed on the device: no sync per step
 
-    def _one_step(self) -> None:
+    def _one_step(self, measured: bool) -> None:
         step_loss = None
         for _ in range(self.grad_accum):
             batch = next(self.batches)
+            if measured:
+                ids = batch["input_ids"]
+                self._samples += ids.shape[0]
+                mask = batch.get("attention_mask")
+                self._tokens = self._tokens + (mask.sum() if mask is not None else ids.numel())
             with self.amp():
                 loss = self.model(**batch).loss / self.grad_accum
             loss.backward()
@@ -73,11 +82,12 @@ class StepLoop:
                 if self.on_measure_start:
                     self.on_measure_start()
                 measured_start = time.perf_counter()
-            measured = self.timer is not None and self.step >= self.warmup_steps
-            if measured:
+            measured = self.step >= self.warmup_steps
+            timed = self.timer is not None and measured
+            if timed:
                 self.timer.begin()
-            self._one_step()
-            if measured:
+            self._one_step(measured)
+            if timed:
                 self.timer.end()
             self.step += 1
         self.sync()
@@ -92,7 +102,8 @@ class StepLoop:
         losses = torch.stack(self._losses).float().cpu().tolist() if self._losses else []
         return TrainResult(losses=losses, step_times=list(self.timer.step_times) if self.timer else [],
                            measured_seconds=self.measured_seconds,
-                           measured_steps=max(0, self.step - self.warmup_steps), train_seconds=self.train_seconds)
+                           measured_steps=max(0, self.step - self.warmup_steps), train_seconds=self.train_seconds,
+                           measured_samples=self._samples, measured_tokens=int(self._tokens))
 
 
 def train_steps(model: torch.nn.Module, optimizer: Any, batches: Iterator[dict], *, steps: int,

@@ -15,7 +15,7 @@ def test_every_group_combination_composes_and_binds():
         cfg = build_run_config(compose_raw(f"method={method}", f"model={model}", f"task={task}",
                                            f"train={train}"))
         assert cfg.method.name == method
-        assert cfg.model.name and cfg.model.arch.get("model_type")
+        assert cfg.model.name and (cfg.model.pretrained or cfg.model.arch.get("model_type"))
 
 
 @pytest.mark.parametrize("alias,target", [("7b", "llama2-7b"), ("13b", "llama2-13b"), ("70b", "llama2-70b"),

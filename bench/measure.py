@@ -1,0 +1,92 @@
+"""The measured part of a cell: load (tracked), train in segments (tracked), evaluate between them (tracked
+apart), and fill the record's params / timing / energy / memory / quality. Failure is data: any exception
+after planning becomes the record's status (oom or failed) with its error."""
+from __future__ import annotations
+
+import contextlib
+import traceback
+from typing import Any
+
+from bench import methods
+from bench.config import ConfigError, RunConfig
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text.lower() or "can't allocate memory" in text)
+
+
+def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[str, Any]) -> None:
+    import torch
+
+    from bench import models, quality
+    from bench.tasks import synthetic
+    from bench.train import StepLoop
+    from bench.trackers.energy import EnergyMeter
+    from bench.trackers.memory import MemoryTracker
+    from bench.trackers.params import count_parameters
+    from bench.trackers.timing import summarize
+
+    method = methods.get(cfg.method.name)
+    t, task = cfg.train, cfg.task
+    memory = (MemoryTracker(device, cfg.sample_interval_ms, rss_interval_ms=cfg.rss_sample_interval_ms)
+              if cfg.trackers else None)
+    energy = EnergyMeter(memory.handle) if memory and device == "cuda" else None
+    phase = memory.phase if memory else (lambda name: contextlib.nullcontext())
+    torch.manual_seed(t.seed)
+    if memory:
+        memory.start()
+    try:
+        with phase("load"):
+            model = models.build_model(cfg, device, planned["weights_dtype"], **quality.task_head(task))
+            model = method.wrap(model, cfg)
+            optimizer = method.make_optimizer(model, cfg)
+        record["params"] = count_parameters(model)
+        autocast = method.autocast_dtype(cfg, planned["compute"])
+        text_task, log = None, None
+        if task.kind == "synthetic":
+            batches = synthetic.batches(model.config.vocab_size, t.batch_size, t.seq_len, device, t.seed)
+        else:
+            with phase("data"):  # tokenisation, before anything is timed
+                text_task = quality.prepare(cfg, models.load_tokenizer(cfg.model), device, autocast)
+            batches = text_task.train_batches
+            log = quality.QualityLog(task, text_task.main_metric)
+            record["data"] = {"train_examples": text_task.n_train_examples,
+                              "train_features": text_task.n_train_features}
+        loop = StepLoop(model, optimizer, batches, warmup_steps=t.warmup_steps, grad_accum=t.grad_accum,
+                        device=device, autocast_dtype=autocast, per_step_timing=cfg.trackers,
+                        on_measure_start=energy.resume if energy else None,
+                        on_measure_end=energy.pause if energy else None)
+        every = task.eval_every if text_task and task.eval_every else t.steps
+        if text_task and task.eval_every:
+            with phase("eval"):
+                log.evaluate(text_task, model, 0, 0.0)
+        while loop.step < t.steps:
+            with phase("train"):
+                loop.run(min(every, t.steps - loop.step))
+            if text_task:
+                with phase("eval"):
+                    log.evaluate(text_task, model, loop.step, loop.train_seconds)
+        result = loop.result()
+        record["losses"] = result.losses
+        n = max(result.measured_steps, 1)
+        record["timing"] = summarize(result.step_times, t.warmup_steps, result.measured_samples / n,
+                                     result.measured_tokens / n, result.measured_steps, result.measured_seconds)
+        record["timing"]["train_seconds_with_warmup"] = result.train_seconds
+        record["energy"] = energy.summary(result.measured_steps) if energy else None
+        record["quality"] = log.summary() if log else None
+        record["status"] = "success"
+    except ConfigError:
+        raise
+    except Exception as exc:  # failure is data
+        record["status"] = "oom" if is_oom(exc) else "failed"
+        record["error"] = {"type": type(exc).__name__, "message": str(exc)[:2000],
+                           "traceback": traceback.format_exc(limit=8)[-4000:]}
+    finally:
+        if memory:
+            memory.stop()
+            record["memory"] = memory.summary()
