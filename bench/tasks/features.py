@@ -59,11 +59,13 @@ def pad_batch(features: Sequence[dict], pad_token_id: int, padding_side: str = "
     return batch
 
 
-def make_collate(tokenizer: "PreTrainedTokenizerBase") -> Callable[[Sequence[dict]], dict[str, "torch.Tensor"]]:
-    """Collate function (also for torch's DataLoader) padding with the tokenizer's pad token on its padding side;
-    tokenizers without a pad token (Llama) pad with EOS, which the attention mask hides."""
+def make_collate(tokenizer: "PreTrainedTokenizerBase",
+                 padding_side: str = "right") -> Callable[[Sequence[dict]], dict[str, "torch.Tensor"]]:
+    """Collate function (also for torch's DataLoader) padding with the tokenizer's pad token; tokenizers without
+    one (Llama) pad with EOS, which the attention mask hides. Padding goes on the right whatever the tokenizer's
+    own padding_side (left is for generation): QA start/end positions and offsets index from the left."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    side = tokenizer.padding_side
+    side = padding_side
 
     def collate(features: Sequence[dict]) -> dict[str, "torch.Tensor"]:
         return pad_batch(features, pad_id if pad_id is not None else 0, side)
