@@ -41,9 +41,12 @@ def _expand(overrides: list[str]) -> list[list[str]]:
     except HydraException as exc:
         raise ConfigError(f"bad override: {str(exc).splitlines()[0]}") from None
     choices: list[tuple[str, list[str]]] = []
+    hydra_overrides = []  # hydra.searchpath and the like: passed through as given
     for override in parsed:
         key = override.get_key_element()
         if override.key_or_group.split("/")[0].split(".")[0] == "hydra":
+            if not override.is_sweep_override():
+                hydra_overrides.append(override.input_line)
             continue
         if override.is_sweep_override():
             values = list(override.sweep_string_iterator())
@@ -63,7 +66,45 @@ def _expand(overrides: list[str]) -> list[list[str]]:
             combo = list(base)
             combo[i] = f"{key}={value}"
             combos.append(combo)
-    return combos
+    return [hydra_overrides + combo for combo in combos]
+
+
+def _one_line(exc: BaseException) -> ConfigError:
+    cause = exc.__cause__
+    detail = f": {str(cause).splitlines()[0]}" if cause else ""
+    return ConfigError(f"{str(exc).splitlines()[0].rstrip('.')}{detail}")
+
+
+def sweep_overrides(argv: list[str]) -> list[str]:
+    """The overrides a multirun sweeps: an experiment's hydra.sweeper.params, then the command line's
+    (a command-line override of the same key wins, as in Hydra's basic sweeper)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = _overrides(argv)
+    parser = OverridesParser.create()
+    try:
+        fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()
+                 and o.key_or_group.split(".")[0] != "hydra" or o.key_or_group == "hydra.searchpath"]
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            params = compose(config_name="config", overrides=fixed, return_hydra_config=True).hydra.sweeper.params
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise _one_line(exc) from None
+    merged = {key: f"{key}={value}" for key, value in (params or {}).items()}
+    for override in overrides:
+        merged[override.split("=", 1)[0]] = override
+    return list(merged.values())
+
+
+def count_jobs(argv: list[str]) -> int:
+    """How many cells a multirun launches (before resume and deduplication)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(sweep_overrides(argv))
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
 
 
 def validate_argv(argv: list[str]) -> None:
@@ -74,13 +115,12 @@ def validate_argv(argv: list[str]) -> None:
 
     if any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") for a in argv):
         return
-    combos = _expand(_overrides(argv))
+    multirun = "-m" in argv or "--multirun" in argv
+    combos = _expand(sweep_overrides(argv) if multirun else _overrides(argv))
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for combo in itertools.islice(combos, 200):
             try:
                 raw = compose(config_name="config", overrides=combo)
                 build_run_config(OmegaConf.to_container(raw, resolve=True))
             except (HydraException, OmegaConfBaseException) as exc:
-                cause = exc.__cause__
-                detail = f": {str(cause).splitlines()[0]}" if cause else ""
-                raise ConfigError(f"{str(exc).splitlines()[0].rstrip('.')}{detail}") from None
+                raise _one_line(exc) from None

@@ -55,6 +55,7 @@ class MethodConfig:
 @dataclass
 class FullConfig(MethodConfig):
     lr: float = 2e-5
+    rank: int | None = None  # accepted so rank sweeps compose; full fine-tuning has no rank (always null)
     # mixed: fp32 master weights + autocast in train.precision (16 bytes/param with AdamW);
     # pure: weights, grads and optimizer states all in train.precision.
     precision: str = "mixed"
@@ -63,6 +64,7 @@ class FullConfig(MethodConfig):
 
     def validate(self) -> None:
         super().validate()
+        self.rank = None  # `method.rank=8,16` over full is one cell: dedupe by the resolved config
         if self.precision not in ("mixed", "pure"):
             raise ConfigError(f"method.precision must be mixed or pure (got {self.precision!r})")
 
@@ -254,6 +256,14 @@ class RunConfig:
     sample_interval_ms: float = 10.0  # NVML sampler period (GPU)
     rss_sample_interval_ms: float = 100.0  # RSS sampler period (CPU); the CPU peak itself is the kernel's
     preflight: bool = True
+    # sweeps (bench.launcher)
+    isolate: str = "auto"  # auto: a fresh process per cell in a multirun, inline otherwise | always | never
+    cell_timeout_s: float = 0.0  # a cell running longer is killed and recorded as failed (0: no limit)
+    cell_memory_cap_gb: float = 0.0  # address-space cap of an isolated cell's process (0: none)
+    force: bool = False  # rerun cells that already have a success record
+    gpu_busy: str = "warn"  # another process holds > gpu_busy_threshold_gb on the GPU: warn | refuse | ignore
+    gpu_busy_threshold_gb: float = 1.0
+    fault: str = "none"  # testing the harness itself: none | raise | sigkill (after the model loads)
 
     def validate(self) -> None:
         self.method.validate()
@@ -265,6 +275,14 @@ class RunConfig:
         for key in ("sample_interval_ms", "rss_sample_interval_ms"):
             if not 0 < getattr(self, key) <= 1000:
                 raise ConfigError(f"{key} must be in (0, 1000] (got {getattr(self, key)})")
+        choices = {"isolate": ("auto", "always", "never"), "gpu_busy": ("warn", "refuse", "ignore"),
+                   "fault": ("none", "raise", "sigkill")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"{key} must be one of {', '.join(allowed)} (got {getattr(self, key)!r})")
+        for key in ("cell_timeout_s", "cell_memory_cap_gb", "gpu_busy_threshold_gb"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0 (got {getattr(self, key)})")
         if not self.experiment or "/" in self.experiment:
             raise ConfigError(f"experiment must be a plain name (got {self.experiment!r})")
 

@@ -20,6 +20,17 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text.lower() or "can't allocate memory" in text)
 
 
+def inject_fault(fault: str) -> None:
+    """fault=raise | sigkill: lets the sweep tests show that a crash or a kill still ends as a record."""
+    if fault == "raise":
+        raise RuntimeError("injected fault (fault=raise)")
+    if fault == "sigkill":
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[str, Any]) -> None:
     import torch
 
@@ -46,6 +57,7 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
             model = method.wrap(model, cfg)
             optimizer = method.make_optimizer(model, cfg)
         record["params"] = count_parameters(model)
+        inject_fault(cfg.fault)
         autocast = method.autocast_dtype(cfg, planned["compute"])
         text_task, log = None, None
         if task.kind == "synthetic":

@@ -17,7 +17,8 @@ SCHEMA_VERSION = 1
 Status = Literal["success", "oom", "failed", "skipped"]
 # Keys of the resolved config that don't change what is measured, left out of the config hash.
 HASH_EXCLUDED = ("experiment", "results_dir", "trackers", "sample_interval_ms", "rss_sample_interval_ms",
-                 "preflight")
+                 "preflight", "isolate", "cell_timeout_s", "cell_memory_cap_gb", "force", "gpu_busy",
+                 "gpu_busy_threshold_gb")
 
 
 class ErrorInfo(TypedDict):

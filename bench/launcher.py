@@ -1,0 +1,91 @@
+"""One cell in a fresh process, so no cell's peak memory (or crash) leaks into the next.
+
+The parent writes the resolved config to a file, starts `python -m bench.worker FILE` and blocks in wait()
+(no polling, no busy loop; the child's output goes straight to the terminal). The child writes its own
+record. When the child can't (killed by a signal, past cell_timeout_s, or dead before writing), the parent
+writes the record: failure is data. cell_memory_cap_gb caps the child's address space (RLIMIT_AS), so an
+allocation past it fails inside the child, which records `oom`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.config import RunConfig, to_dict
+from bench.record import SCHEMA_VERSION, config_hash, read_record, record_path, write_record
+
+
+def cell_record_path(cfg: RunConfig) -> Path:
+    from bench.cell import cell_labels
+
+    return record_path(cfg.results_dir, cfg.experiment, cell_labels(cfg), config_hash(to_dict(cfg)))
+
+
+def _address_space_cap(gigabytes: float) -> Callable[[], None]:
+    limit = int(gigabytes * 1e9)
+
+    def apply() -> None:  # runs in the child between fork and exec
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
+def _parent_record(cfg: RunConfig, status: str, error_type: str, message: str, seconds: float) -> dict[str, Any]:
+    from bench.cell import cell_labels
+
+    config = to_dict(cfg)
+    return {"schema_version": SCHEMA_VERSION, "status": status,
+            "error": {"type": error_type, "message": message},
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+            "experiment": cfg.experiment, "cell": cell_labels(cfg), "config": config,
+            "config_hash": config_hash(config), "model": None, "setup": None, "params": None,
+            "preflight": None, "memory": None, "timing": None, "energy": None, "losses": [], "warnings": [],
+            "env": {"recorded_by": "bench.launcher (the cell's process wrote no record)"},
+            "wall_seconds": seconds}
+
+
+def run_isolated(cfg: RunConfig) -> tuple[dict[str, Any], Path, int]:
+    """Run one cell in a child process; returns (record, path, child exit status)."""
+    path = cell_record_path(cfg)
+    started_wall = time.time()
+    started = time.perf_counter()
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="bench-cell-", delete=False) as fh:
+        json.dump(to_dict(cfg), fh)
+        config_file = fh.name
+    cap = _address_space_cap(cfg.cell_memory_cap_gb) if cfg.cell_memory_cap_gb > 0 else None
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "bench.worker", config_file], preexec_fn=cap)
+        try:
+            code = child.wait(timeout=cfg.cell_timeout_s or None)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            child.kill()
+            code, timed_out = child.wait(), True
+    finally:
+        os.unlink(config_file)
+    seconds = time.perf_counter() - started
+    fresh = path.exists() and path.stat().st_mtime >= started_wall - 1
+    if fresh and not timed_out:
+        try:
+            return read_record(path), path, code
+        except ValueError:
+            pass
+    if timed_out:
+        record = _parent_record(cfg, "failed", "Timeout", f"cell passed cell_timeout_s={cfg.cell_timeout_s:g} "
+                                f"and was killed after {seconds:.1f} s", seconds)
+    elif code < 0:
+        name = signal.Signals(-code).name
+        why = " (on Linux often the out-of-memory killer)" if name == "SIGKILL" else ""
+        record = _parent_record(cfg, "failed", "Killed", f"the cell's process was killed by {name}{why}", seconds)
+    else:
+        record = _parent_record(cfg, "failed", "NoRecord", f"the cell's process exited with status {code} "
+                                f"without writing a record (see its output above)", seconds)
+    return record, write_record(record, path), code

@@ -1,0 +1,73 @@
+"""Sweeps: every cell in its own process, failures as records, resume, dedupe, submitit's local executor."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+CASES = f"hydra.searchpath=[file://{ROOT}/tests/fixtures/sweep_conf]"
+QUICK = ["train.steps=3", "train.warmup_steps=1"]
+
+
+def bench_run(*args, results):
+    proc = subprocess.run([sys.executable, "-m", "bench.run", *args, *QUICK, f"results_dir={results}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def records(folder):
+    return {p.name: json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))}
+
+
+def test_six_cell_sweep_with_oom_raise_and_sigkill_then_resume(tmp_path):
+    args = ["-m", "+case=ok1,ok2,ok3,oom,raise,kill", CASES, "experiment=six"]
+    code, out = bench_run(*args, results=tmp_path)
+    assert code == 1, out[-3000:]
+    def case(config):
+        if config["cell_memory_cap_gb"]:
+            return "oom"
+        return config["train"]["seed"] if config["fault"] == "none" else config["fault"]
+
+    by_case = {case(r["config"]): r for r in records(tmp_path).values()}
+    assert len(by_case) == 6
+    assert [by_case[s]["status"] for s in (1, 2, 3)] == ["success"] * 3
+    assert by_case["oom"]["status"] == "oom" and "allocate" in by_case["oom"]["error"]["message"]
+    assert by_case["raise"]["status"] == "failed" and "injected fault" in by_case["raise"]["error"]["message"]
+    assert by_case["sigkill"]["status"] == "failed" and "SIGKILL" in by_case["sigkill"]["error"]["message"]
+    assert "| 6 |" in out and "cells: 2 failed, 1 oom, 3 success" in out
+    for i in range(1, 7):
+        assert f"[{i}/6]" in out
+
+    code, out = bench_run(*args, results=tmp_path)  # resume: only the failed three run again
+    assert code == 1
+    progress = [line for line in out.splitlines() if line.startswith("bench: [")]
+    assert sum("skipped: done (success record exists)" in line for line in progress) == 3
+    assert "cells: 2 failed, 1 oom, 3 skipped" in out
+
+
+def test_rank_sweep_over_full_is_one_cell(tmp_path):
+    code, out = bench_run("-m", "method=full", "method.rank=4,8", "experiment=dedupe", results=tmp_path)
+    assert code == 0, out[-3000:]
+    assert len(records(tmp_path)) == 1
+    assert "same resolved config as full/tiny/synthetic (full fine-tuning has no rank)" in out
+
+
+def test_force_reruns_finished_cells(tmp_path):
+    bench_run("-m", "method=lora", "experiment=force", results=tmp_path)
+    code, out = bench_run("-m", "method=lora", "experiment=force", "force=true", results=tmp_path)
+    assert code == 0 and "skipped" not in out and "[1/1] lora/tiny/synthetic r8 -> success" in out
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+                    reason="pip install hydra-submitit-launcher")
+def test_submitit_local_executor_runs_two_cells(tmp_path):
+    code, out = bench_run("-m", "method=lora,full", "hydra/launcher=submitit_local", "experiment=submitit",
+                          f"hydra.sweep.dir={tmp_path}/submitit", results=tmp_path)
+    assert code == 0, out[-3000:]
+    statuses = sorted((r["cell"]["method"], r["status"]) for r in records(tmp_path).values())
+    assert statuses == [("full", "success"), ("lora", "success")]
+    assert "cells: 2 success" in out
