@@ -63,6 +63,26 @@ def setup(cfg: RunConfig, device: str, planned: dict[str, Any]) -> dict[str, Any
             else None}
 
 
+def gpu_busy_reason(cfg: RunConfig, device: str) -> str | None:
+    """Other processes holding GPU memory spoil a measurement: warn (stderr) or refuse (a skipped record)."""
+    import os
+    import sys
+
+    if device != "cuda" or cfg.gpu_busy == "ignore":
+        return None
+    from bench.trackers import nvml
+
+    held = nvml.other_processes_bytes(nvml.device_handle(0), os.getpid())
+    if held is None or held <= cfg.gpu_busy_threshold_gb * 1e9:
+        return None
+    message = (f"GPU busy: other processes hold {held / 1e9:.1f} GB (gpu_busy_threshold_gb="
+               f"{cfg.gpu_busy_threshold_gb:g}); memory and speed would be measured against them")
+    if cfg.gpu_busy == "warn":
+        print(f"bench: warning: {message}", file=sys.stderr, flush=True)
+        return None
+    return message
+
+
 def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
     from bench import env, models
 
@@ -86,7 +106,10 @@ def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
         record.update(model=planned["model"], params=planned["params"], preflight=planned["preflight"],
                       setup=setup(cfg, device, planned))
         record["env"] = env.collect(chash)
-        if cfg.preflight and not planned["preflight"]["fits"]:
+        busy = gpu_busy_reason(cfg, device)
+        if busy:
+            record.update(status="skipped", error={"type": "GpuBusy", "message": busy})
+        elif cfg.preflight and not planned["preflight"]["fits"]:
             record.update(status="skipped", error={"type": "DoesNotFit",
                                                    "message": f"does not fit: {planned['preflight']['reason']}"})
         else:

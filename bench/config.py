@@ -261,6 +261,7 @@ class RunConfig:
     cell_timeout_s: float = 0.0  # a cell running longer is killed and recorded as failed (0: no limit)
     cell_memory_cap_gb: float = 0.0  # address-space cap of an isolated cell's process (0: none)
     force: bool = False  # rerun cells that already have a success record
+    repeats: int = 1  # run the cell N times, each in a fresh process; the record keeps all and their spread
     gpu_busy: str = "warn"  # another process holds > gpu_busy_threshold_gb on the GPU: warn | refuse | ignore
     gpu_busy_threshold_gb: float = 1.0
     fault: str = "none"  # testing the harness itself: none | raise | sigkill (after the model loads)
@@ -280,6 +281,8 @@ class RunConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key} must be one of {', '.join(allowed)} (got {getattr(self, key)!r})")
+        if self.repeats < 1:
+            raise ConfigError(f"repeats must be >= 1 (got {self.repeats})")
         for key in ("cell_timeout_s", "cell_memory_cap_gb", "gpu_busy_threshold_gb"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0 (got {getattr(self, key)})")

@@ -20,6 +20,23 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text.lower() or "can't allocate memory" in text)
 
 
+def sweep_cell_name(record: dict[str, Any]) -> str:
+    from bench.sweep import cell_name
+
+    return cell_name(record["cell"])
+
+
+def progress_bar(total: int, label: str) -> Any:
+    """tqdm over the steps of a long cell, on a terminal only (stderr; refreshed at most twice a second)."""
+    import sys
+
+    if total < 50 or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="step", mininterval=0.5, leave=False)
+
+
 def inject_fault(fault: str) -> None:
     """fault=raise | sigkill: lets the sweep tests show that a crash or a kill still ends as a record."""
     if fault == "raise":
@@ -77,12 +94,15 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
         if text_task and task.eval_every:
             with phase("eval"):
                 log.evaluate(text_task, model, 0, 0.0)
+        bar = progress_bar(t.steps, sweep_cell_name(record))
         while loop.step < t.steps:
             with phase("train"):
-                loop.run(min(every, t.steps - loop.step))
+                loop.run(min(every, t.steps - loop.step), bar)
             if text_task:
                 with phase("eval"):
                     log.evaluate(text_task, model, loop.step, loop.train_seconds)
+        if bar is not None:
+            bar.close()
         result = loop.result()
         record["losses"] = result.losses
         n = max(result.measured_steps, 1)

@@ -100,6 +100,10 @@ class RunRecord(TypedDict, total=False):
     warnings: list[str]  # distinct library warnings raised during the cell (deprecations left out)
     env: dict[str, Any]
     wall_seconds: float
+    quality: dict[str, Any] | None  # text tasks (see README)
+    data: dict[str, Any] | None
+    repeats: dict[str, Any]  # repeats > 1: n, succeeded, runs (each repeat's headline figures), stats
+    # (per metric: n, mean, stdev, ci95 [lo, hi], rel_ci95_half_width), representative
 
 
 def config_hash(config: dict[str, Any]) -> str:

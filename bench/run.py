@@ -31,6 +31,11 @@ def summary_line(record: dict, path: object) -> str:
         parts.append(f"{timing['steps_per_s']:.2f} steps/s, {timing['tokens_per_s']:,.0f} tokens/s")
     if params:
         parts.append(f"trainable {params['trainable']:,} of {params['total']:,} ({params['trainable_pct']:.2f}%)")
+    stats = (record.get("repeats") or {}).get("stats") or {}
+    if "steps_per_s" in stats:
+        st = stats["steps_per_s"]
+        parts.append(f"{st['n']} repeats: {st['mean']:.2f} ± {st['stdev']:.2f} steps/s "
+                     f"(95% CI {st['ci95'][0]:.2f}-{st['ci95'][1]:.2f})")
     quality = record.get("quality") or {}
     if quality.get("main") is not None:
         parts.append(f"{quality['task']} {quality['main_metric']} {quality['main']:.4f}")
@@ -77,9 +82,13 @@ def _task(raw) -> None:  # raw: the composed DictConfig
             print(sweep.progress_line(entry, index), flush=True)
             return
     started = time.perf_counter()
-    isolated = cfg.isolate == "always" or (cfg.isolate == "auto" and multirun and basic)
+    isolated = cfg.isolate == "always" or (cfg.isolate == "auto" and multirun and basic) or cfg.repeats > 1
     try:
-        if isolated:
+        if cfg.repeats > 1:
+            from bench.repeats import run_repeats
+
+            record, path = run_repeats(cfg)
+        elif isolated:
             record, path, _ = run_isolated(cfg)
         else:
             from bench.cell import run_cell
@@ -89,7 +98,7 @@ def _task(raw) -> None:  # raw: the composed DictConfig
         fail(exc)
     entry = sweep.entry_for(record, path, time.perf_counter() - started)
     sweep.append(entry)
-    if not isolated:
+    if not isolated or cfg.repeats > 1:
         print(summary_line(record, path), flush=True)
     if multirun:
         print(sweep.progress_line(entry, index), flush=True)

@@ -68,8 +68,8 @@ class StepLoop:
         self.optimizer.zero_grad(set_to_none=True)
         self._losses.append(step_loss)
 
-    def run(self, n_steps: int) -> None:
-        """Run the next n_steps optimizer steps."""
+    def run(self, n_steps: int, progress: Any = None) -> None:
+        """Run the next n_steps optimizer steps (`progress`: a tqdm bar to advance, or None)."""
         self.model.train()
         self.sync()
         segment_start = time.perf_counter()
@@ -90,6 +90,8 @@ class StepLoop:
             if timed:
                 self.timer.end()
             self.step += 1
+            if progress is not None:
+                progress.update(1)
         self.sync()
         end = time.perf_counter()
         self.train_seconds += end - segment_start

@@ -71,3 +71,24 @@ def test_submitit_local_executor_runs_two_cells(tmp_path):
     statuses = sorted((r["cell"]["method"], r["status"]) for r in records(tmp_path).values())
     assert statuses == [("full", "success"), ("lora", "success")]
     assert "cells: 2 success" in out
+
+
+def test_confidence_interval_by_hand():
+    from bench.repeats import interval
+
+    got = interval([1.0, 2.0, 3.0])  # mean 2, stdev 1, t(0.975, 2 dof) = 4.303: half width 4.303 / sqrt(3)
+    assert got["mean"] == 2.0 and got["stdev"] == 1.0
+    assert got["ci95"] == pytest.approx([2.0 - 2.48434, 2.0 + 2.48434], abs=1e-4)
+    assert interval([5.0])["ci95"] == [5.0, 5.0]
+
+
+def test_repeats_keep_every_run_and_their_spread(tmp_path):
+    code, out = bench_run("repeats=2", "experiment=rep", results=tmp_path)
+    assert code == 0, out[-3000:]
+    (record,) = records(tmp_path).values()
+    rep = record["repeats"]
+    assert rep["n"] == 2 and rep["succeeded"] == 2 and len(rep["runs"]) == 2
+    speeds = [run["steps_per_s"] for run in rep["runs"]]
+    assert rep["stats"]["steps_per_s"]["mean"] == pytest.approx(sum(speeds) / 2)
+    assert record["timing"]["steps_per_s"] in speeds  # the representative is a run that happened
+    assert "2 repeats:" in out

@@ -1,0 +1,11 @@
+"""bench.estimate: exact parameter accounting and a memory and FLOP model for any cell, on the meta device.
+
+  inventory    every parameter as the run stores it (quantised, upcast, projected, materialised)
+  states       weights, gradients, optimizer states and step temporaries, in bytes
+  activations  what autograd saves per token, tensor by tensor (Llama-style decoders; coarse otherwise)
+  peak         when the components coexist: forward/backward vs optimizer-step peak, runtime on top
+  flops        FLOPs per step, the time floor on a GPU, MFU
+  predict      one cell's Prediction; preflight: the drop-in for bench.preflight.estimate
+  gpus         the conf/gpu/ catalog; tables, sweep, calibrate and __main__: the command line
+Assumptions and the CPU calibration: README.md beside this file. Nothing heavy is imported here.
+"""

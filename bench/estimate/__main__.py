@@ -1,0 +1,155 @@
+"""`python -m bench.estimate [overrides] [gpu=a,b] [--blog] [--json PATH] [--csv PATH] [--calibrate PATH ...]`
+
+Predicts, on the meta device (no weights, no GPU), every cell the overrides describe: bench.run's
+overrides, where a comma list sweeps (every combination). The target is a CUDA GPU unless `device=cpu`
+(a CPU target predicts what bench.run's CPU record reads: RSS growth over the pre-load baseline).
+  gpu=h100,a100-80gb   GPUs for the fit table and time floors (conf/gpu/; default: all)
+  --blog               Method x model table shaped like the widely copied one (7B ... 8x22B columns)
+  --json/--csv PATH    every number of every cell ('-': stdout)
+  --calibrate PATH...  records or folders of records: predicted vs measured per component, error %
+Bad input: one line naming the key, exit status 2.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.config import ConfigError
+
+PROG = "bench.estimate"
+
+
+def _write(text: str, dest: str) -> None:
+    if dest == "-":
+        sys.stdout.write(text)
+    else:
+        Path(dest).write_text(text)
+        print(f"{PROG}: wrote {dest}")
+
+
+def parse(argv: list[str]) -> dict[str, Any]:
+    opts: dict[str, Any] = {"overrides": [], "gpus": None, "blog": False, "json": None, "csv": None,
+                            "calibrate": []}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--json", "--csv"):
+            if i + 1 >= len(argv):
+                raise ConfigError(f"{arg} needs a path ('-' for stdout)")
+            opts[arg[2:]] = argv[i + 1]
+            i += 2
+            continue
+        if arg == "--calibrate":
+            paths = [a for a in argv[i + 1:] if not a.startswith("-") and "=" not in a]
+            if not paths:
+                raise ConfigError("--calibrate needs record files or folders")
+            opts["calibrate"] = paths
+            i += 1 + len(paths)
+            continue
+        if arg == "--blog":
+            opts["blog"] = True
+        elif arg.startswith("gpu="):
+            opts["gpus"] = [g for g in arg.split("=", 1)[1].split(",") if g]
+        elif arg.startswith("-"):
+            raise ConfigError(f"unknown option {arg!r} (see python -m bench.estimate --help)")
+        else:
+            opts["overrides"].append(arg)
+        i += 1
+    return opts
+
+
+def target_device(cfg: Any) -> str:
+    return "cpu" if cfg.device == "cpu" else "cuda"
+
+
+def run_cells(overrides: list[str], gpus: list) -> list[dict[str, Any]]:
+    from bench.cli import validate_argv
+    from bench.estimate import sweep
+    from bench.estimate.predict import predict_cell
+    from bench.estimate.tables import cell_row
+
+    validate_argv(overrides)
+    rows = []
+    for combo in sweep.combinations(overrides):
+        cfg = sweep.compose(combo)
+        rows.append(cell_row(cfg, predict_cell(cfg, target_device(cfg), gpus[0] if len(gpus) == 1 else None), gpus))
+    return rows
+
+
+def run_blog(overrides: list[str], gpus: list) -> tuple[str, list[dict[str, Any]], list[str]]:
+    from bench.estimate import sweep
+    from bench.estimate.predict import predict_cell
+    from bench.estimate.tables import blog_table, cell_row
+
+    grid: dict[tuple[str, int], dict[str, str]] = {}
+    rows, notes = [], []
+    for entry in sweep.blog_cells(overrides):
+        cells = grid.setdefault((entry["label"], entry["bits"]), {})
+        if "skip" in entry:
+            cells[entry["column"]] = "n/a"
+            note = f"{entry['column']}: {entry['skip']}"
+            notes += [note] if note not in notes else []
+            continue
+        cfg = sweep.compose(entry["overrides"])
+        mark = ""
+        try:
+            pred = predict_cell(cfg, target_device(cfg))
+        except ConfigError as exc:
+            if "dropout must be 0" not in str(exc):
+                raise
+            cfg = sweep.compose(entry["overrides"] + ["method.dropout=0"])
+            pred, mark = predict_cell(cfg, target_device(cfg)), "*"
+            note = "*: peft can't apply dropout to fused MoE experts; predicted with method.dropout=0"
+            notes += [note] if note not in notes else []
+        cells[entry["column"]] = f"{pred.peak_bytes / 1e9:.0f}GB{mark}"
+        rows.append(cell_row(cfg, pred, gpus))
+        for n in pred.notes:
+            note = f"{cfg.model.name} {cfg.method.name}: {n}"
+            notes += [note] if note not in notes else []
+    return blog_table(grid, [c for c, _ in sweep.BLOG_COLUMNS]), rows, notes
+
+
+def main(argv: list[str] | None = None) -> None:
+    from bench.cli import fail
+
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        opts = parse(argv)
+        from bench.estimate.gpus import load_catalog, resolve
+        from bench.estimate.tables import cells_table, gpu_fit_table, to_csv, to_json
+
+        catalog = load_catalog()
+        gpus = resolve(opts["gpus"], catalog) if opts["gpus"] else list(catalog.values())
+        if opts["calibrate"]:
+            from bench.estimate.calibrate import calibrate, calibration_table
+
+            rows = calibrate(opts["calibrate"])
+            print(calibration_table(rows))
+        elif opts["blog"]:
+            table, rows, notes = run_blog(opts["overrides"], gpus)
+            print(table)
+            print("\n".join(f"- {n}" for n in notes))
+            print()
+            print(gpu_fit_table(rows, gpus))
+        else:
+            rows = run_cells(opts["overrides"], gpus)
+            print(cells_table(rows))
+            if rows and rows[0]["target"] == "cuda":
+                print()
+                print(gpu_fit_table(rows, gpus))
+    except (ConfigError, ValueError) as exc:
+        fail(exc, prog=PROG)
+    if opts.get("json"):
+        _write(to_json(rows), opts["json"])
+    if opts.get("csv"):
+        _write(to_csv(rows), opts["csv"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Predicted vs measured, per component a record can show, with the error.
+
+CPU records: parameters (exact), the load phase's RSS growth (weights, adapters, imports made while
+loading), the whole cell's RSS growth over the pre-load baseline (memory.peak_over_baseline_bytes).
+CUDA records: torch_max_allocated (tensors), reserved - allocated (allocator slack), NVML process peak -
+reserved (CUDA context), the headline peak; and, where the GPU is in the catalog, MFU from the measured
+step time. Error % = (predicted - measured) / measured.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.estimate.flops import time_floor_s
+
+if TYPE_CHECKING:
+    from bench.estimate.gpus import Gpu
+    from bench.estimate.predict import Prediction
+
+
+def record_paths(paths: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for p in map(Path, paths):
+        found += sorted(q for q in p.rglob("*.json") if not q.name.startswith(".")) if p.is_dir() else [p]
+    return found
+
+
+def _row(cell: str, component: str, predicted: float | None, measured: float | None, unit: str = "MB") -> dict:
+    scale = 1e6 if unit == "MB" else 1.0
+    err = None
+    if predicted is not None and measured:
+        err = 100.0 * (predicted - measured) / measured
+    return {"cell": cell, "component": component, "unit": unit,
+            "predicted": None if predicted is None else predicted / scale,
+            "measured": None if measured is None else measured / scale, "error_pct": err}
+
+
+def _gpu_for(record: dict, catalog: dict[str, Gpu]) -> Gpu | None:
+    gpu_env = (record.get("env") or {}).get("gpu") or {}
+    name = str(gpu_env.get("name", "")) if isinstance(gpu_env, dict) else ""
+    return next((g for g in catalog.values() if g.matches(name)), None)
+
+
+def compare(record: dict, pred: Prediction, catalog: dict[str, Gpu]) -> list[dict[str, Any]]:
+    cell = record["cell"]
+    label = f"{cell['method']}/{cell['model']}" + (f" r{cell['rank']}" if cell.get("rank") else "")
+    params = record.get("params") or {}
+    summary = pred.inventory.summary()
+    rows = [_row(label, "params total", summary["total"], params.get("total"), "count"),
+            _row(label, "params trainable", summary["trainable"], params.get("trainable"), "count")]
+    mem = record.get("memory") or {}
+    phases = mem.get("phases") or {}
+    runtime = pred.peak.runtime
+    if mem.get("device") == "cpu":
+        base = (mem.get("baseline") or {}).get("rss_bytes") or 0
+        load = phases.get("load") or {}
+        load_peak = max(load.get("rss_hwm") or 0, load.get("rss_peak") or 0)
+        predicted_load = max(sum(pred.weights.values()), pred.host_load_bytes)
+        rows.append(_row(label, "load: weights (+host materialisation)", predicted_load,
+                         load_peak - base if load_peak else None))
+        rows.append(_row(label, "peak over baseline", pred.peak_bytes, mem.get("peak_over_baseline_bytes")))
+        rows.append(_row(label, "  of which tensors (predicted only)", pred.peak.tensors, None))
+        rows.append(_row(label, "  of which runtime (predicted only)", sum(runtime.values()), None))
+    elif mem.get("device") == "cuda":
+        train = phases.get("train") or {}
+        allocated, reserved = train.get("torch_max_allocated"), train.get("torch_max_reserved")
+        process = train.get("nvml_process_peak")
+        rows.append(_row(label, "tensors (torch max allocated)", pred.peak.tensors, allocated))
+        if allocated is not None and reserved is not None:
+            rows.append(_row(label, "allocator slack (reserved - allocated)", runtime.get("allocator_slack"),
+                             reserved - allocated))
+        if process is not None and reserved is not None:
+            rows.append(_row(label, "CUDA context (NVML - reserved)", runtime.get("cuda_context"), process - reserved))
+        rows.append(_row(label, "peak", pred.peak_bytes, mem.get("peak_bytes")))
+        gpu = _gpu_for(record, catalog)
+        timing = record.get("timing") or {}
+        floor = time_floor_s(pred.flops, gpu.peak_tflops(2)) if gpu else None
+        if floor and timing.get("steps_per_s"):
+            measured_step = 1.0 / timing["steps_per_s"]
+            mfu = pred.flops["model_flops"] / (measured_step * gpu.peak_tflops(2) * 1e12)
+            rows.append(_row(label, f"step time floor on {gpu.name} (s)", floor, measured_step, "s"))
+            rows.append({"cell": label, "component": "MFU", "unit": "%", "predicted": None,
+                         "measured": 100.0 * mfu, "error_pct": None})
+    return rows
+
+
+def calibrate(paths: list[str]) -> list[dict[str, Any]]:
+    from bench.config import build_run_config
+    from bench.estimate.gpus import load_catalog
+    from bench.estimate.predict import predict_cell
+    from bench.record import read_record
+
+    catalog = load_catalog()
+    rows: list[dict[str, Any]] = []
+    for path in record_paths(paths):
+        record = read_record(path)
+        if record.get("status") != "success":
+            continue
+        cfg = build_run_config(record["config"])
+        device = (record.get("memory") or {}).get("device", "cpu")
+        rows += compare(record, predict_cell(cfg, device), catalog)
+    return rows
+
+
+def calibration_table(rows: list[dict[str, Any]]) -> str:
+    from bench.estimate.tables import markdown
+
+    def fmt(v: float | None, unit: str) -> str:
+        if v is None:
+            return "-"
+        return f"{v:,.0f}" if unit == "count" else f"{v:,.3f}" if unit == "s" else f"{v:,.1f}"
+
+    body = [[r["cell"], r["component"], r["unit"], fmt(r["predicted"], r["unit"]), fmt(r["measured"], r["unit"]),
+             "-" if r["error_pct"] is None else f"{r['error_pct']:+.1f}%"] for r in rows]
+    return markdown(["cell", "component", "unit", "predicted", "measured", "error"], body)

@@ -1,0 +1,128 @@
+"""Exact parameter accounting from the wrapped meta-device model: every parameter as the run will store it.
+
+The meta model is built the way bench.cell.plan builds it (base model at the method's weights dtype, then
+the method's wrap). Three things the meta model does not show are applied here, as the run does them:
+  - QLoRA quantises every nn.Linear outside the task heads (bench.models.quantize_linears / transformers'
+    bitsandbytes loader) to 4-bit (two values per byte) or int8;
+  - peft's prepare_model_for_kbit_training then casts every remaining fp16/bf16 parameter to fp32
+    (embeddings, norms, lm_head, and parameters that are not nn.Linear, such as Mixtral's fused experts);
+  - GaLore projects the 2-D weights that bench.methods.galore.projected_params selects.
+A parameter shared by two modules (tied embeddings) is one row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from bench.config import RunConfig
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1}
+
+
+@dataclass(frozen=True)
+class ParamRow:
+    name: str
+    shape: tuple[int, ...]
+    storage: str  # float32 | bfloat16 | float16 | 4bit-nf4 | 4bit-fp4 | int8 (bench.trackers.params labels)
+    trainable: bool
+    kind: str  # base | quantized | adapter
+    projected: bool = False  # GaLore: gradient projected to rank r
+    materialised: bool = False  # peft ParamWrapper target: W + BA is built in full on every forward
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def element_bytes(self) -> float:
+        if self.storage.startswith("4bit"):
+            return 0.5
+        return DTYPE_BYTES[self.storage]
+
+
+@dataclass
+class Inventory:
+    rows: list[ParamRow]
+    method: str
+    quant_bits: int = 16
+    notes: list[str] = field(default_factory=list)
+
+    def total(self) -> int:
+        return sum(r.numel for r in self.rows)
+
+    def trainable(self) -> int:
+        return sum(r.numel for r in self.rows if r.trainable)
+
+    def by_storage(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r.storage] = out.get(r.storage, 0) + r.numel
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Same keys as bench.trackers.params.count_parameters, from the plan instead of the loaded model."""
+        total, trainable = self.total(), self.trainable()
+        return {"total": total, "trainable": trainable,
+                "trainable_pct": 100.0 * trainable / total if total else 0.0, "by_dtype": self.by_storage()}
+
+
+def _head_modules() -> tuple[str, ...]:
+    from bench import models
+
+    return tuple(getattr(models, "HEAD_MODULES", ("lm_head",)))
+
+
+def _is_quantised_linear(name: str, module: Any, heads: tuple[str, ...]) -> bool:
+    """bench.models.quantize_linears' rule, applied to the peft-wrapped names (`...q_proj.base_layer`)."""
+    import torch
+
+    if type(module) is not torch.nn.Linear or ".lora_" in name or name.startswith("lora_"):
+        return False
+    parts = [p for p in name.split(".") if p != "base_layer"]
+    return not (parts and parts[-1] in heads) and not (len(parts) > 1 and parts[-2] in heads)
+
+
+def build_inventory(cfg: RunConfig, meta_model: torch.nn.Module) -> Inventory:
+    import torch
+
+    m = cfg.method
+    bits = m.base_bits
+    heads = _head_modules()
+    projected: set[int] = set()
+    if m.name == "galore":
+        from bench.methods.galore import projected_params
+
+        projected = {id(p) for p in projected_params(meta_model, cfg)}
+    wrapped = {id(getattr(mod, "get_param")()) for _, mod in meta_model.named_modules()
+               if type(mod).__name__ == "ParamWrapper" and hasattr(mod, "get_param")}
+    quant_label = "int8" if bits == 8 else f"4bit-{getattr(m, 'quant_type', 'nf4')}"
+    rows: list[ParamRow] = []
+    seen: set[int] = set()
+    for mod_name, module in meta_model.named_modules():
+        quantised_linear = bits < 16 and _is_quantised_linear(mod_name, module, heads)
+        for pname, p in module.named_parameters(recurse=False):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            name = f"{mod_name}.{pname}" if mod_name else pname
+            storage = str(p.dtype).removeprefix("torch.")
+            kind = "adapter" if ".lora_" in name else "base"
+            if quantised_linear and pname == "weight":
+                storage, kind = quant_label, "quantized"
+            elif bits < 16 and p.dtype in (torch.float16, torch.bfloat16):
+                storage = "float32"  # prepare_model_for_kbit_training upcasts every non-quantised parameter
+            rows.append(ParamRow(name=name, shape=tuple(p.shape), storage=storage, trainable=p.requires_grad,
+                                 kind=kind, projected=id(p) in projected, materialised=id(p) in wrapped))
+    inv = Inventory(rows=rows, method=m.name, quant_bits=bits)
+    unquantised = [r for r in rows if r.kind == "base" and len(r.shape) >= 3]
+    if bits < 16 and unquantised:
+        n = sum(r.numel for r in unquantised)
+        inv.notes.append(f"{n / 1e9:.2f}B parameters in fused 3-D expert tensors are not nn.Linear, so the "
+                         f"{bits}-bit loader leaves them unquantised (then fp32 after kbit preparation)")
+    return inv

@@ -1,0 +1,143 @@
+"""One cell's prediction: parameters, memory components, the peak and its runtime share, FLOPs.
+
+`predict(cfg, meta_model, compute, device)` works on the wrapped meta model bench.cell.plan already has;
+`predict_cell(cfg, device, gpu)` builds that model itself (the CLI, the tables, the tests).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bench.estimate import activations as acts
+from bench.estimate.arch import Arch, arch_from_config
+from bench.estimate.flops import flops_per_step
+from bench.estimate.inventory import Inventory, build_inventory
+from bench.estimate.peak import Peak, PeakInputs, add_runtime, tensor_peak
+from bench.estimate.states import gradient_bytes, optimizer_bytes, weight_bytes
+
+if TYPE_CHECKING:
+    import torch
+
+    from bench.config import RunConfig
+    from bench.estimate.gpus import Gpu
+
+
+@dataclass
+class Prediction:
+    device: str
+    compute_dtype: str
+    arch: Arch
+    inventory: Inventory
+    weights: dict[str, int]
+    components: dict[str, int]
+    activation_parts: dict[str, float]  # per token per layer (or coarse)
+    peak: Peak
+    host_load_bytes: int
+    flops: dict[str, Any]
+    checkpointing: bool
+    attention_kernel: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def peak_bytes(self) -> int:
+        """What the run's headline peak should read: on CPU the growth of RSS over the pre-load baseline."""
+        return max(self.peak.total, self.host_load_bytes + self.peak.runtime.get("process_runtime", 0)) \
+            if self.device != "cuda" else self.peak.total
+
+
+def compute_dtype_for(cfg: RunConfig, device: str, gpu: Gpu | None = None) -> torch.dtype:
+    """The run's compute dtype on the target (bench.models.train_dtype without asking CUDA)."""
+    from bench.models import DTYPES
+
+    if cfg.train.precision != "auto":
+        return DTYPES[cfg.train.precision]
+    if device == "cuda":
+        return DTYPES["bf16"] if gpu is None or gpu.supports_bf16 else DTYPES["fp16"]
+    return DTYPES["fp32"]
+
+
+def build_meta_model(cfg: RunConfig, compute: torch.dtype) -> torch.nn.Module:
+    """The wrapped model as bench.cell.plan builds it, adapters created on the meta device as well."""
+    import torch
+
+    from bench import methods, models
+
+    method = methods.get(cfg.method.name)
+    with torch.device("meta"):
+        return method.wrap(models.build_model(cfg, "cpu", method.weights_dtype(cfg, compute), meta=True), cfg)
+
+
+def _cast_copies(inv: Inventory, cfg: RunConfig, compute_bytes: int) -> int:
+    """Mixed precision under autocast: a 16-bit copy of every trained matmul weight, saved for backward."""
+    if cfg.method.name != "full" or getattr(cfg.method, "precision", "") != "mixed" or compute_bytes >= 4:
+        return 0
+    return sum(r.numel * compute_bytes for r in inv.rows
+               if r.trainable and len(r.shape) == 2 and "embed" not in r.name.split(".")[-2])
+
+
+def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, device: str) -> Prediction:
+    m, t = cfg.method, cfg.train
+    c = compute.itemsize
+    arch = arch_from_config(meta_model.config)
+    inv = build_inventory(cfg, meta_model)
+    weights = weight_bytes(inv, bool(getattr(m, "double_quant", False)))
+    grads, largest_grad = gradient_bytes(inv)
+    optimizer = optimizer_bytes(inv, m.optimizer, device, getattr(m, "rank", None) if m.name == "galore" else None)
+    flow = acts.flow_for(cfg, c, device)
+    checkpointing = t.gradient_checkpointing or bool(getattr(m, "gradient_checkpointing", False))
+    kernel = acts.attention_kernel(cfg, arch, flow, device)
+    dropout = float(getattr(m, "dropout", 0.0))
+    causal_lm = type(meta_model).__name__.endswith("ForCausalLM") or hasattr(meta_model, "lm_head")
+    if arch.detailed:
+        parts = acts.layer_bytes_per_token(arch, flow, inv, kernel, t.seq_len, dropout)
+    else:
+        parts = acts.coarse_layer_bytes_per_token(arch, flow)
+    totals = acts.model_totals(arch, flow, inv, parts, t.batch_size, t.seq_len, dropout, checkpointing, causal_lm)
+    head_grad = sum(r.numel * int(r.element_bytes) for r in inv.rows
+                    if r.trainable and (r.name.endswith("lm_head.weight") or (arch.tied and "embed" in r.name)))
+    weights_total = sum(weights.values())
+    cast_copies = _cast_copies(inv, cfg, c)
+    peak_inputs = PeakInputs(weights=weights_total, optimizer_states=optimizer.states + optimizer.projectors,
+                             optimizer_temporary=optimizer.step_temporary, gradients=grads,
+                             largest_gradient=largest_grad, head_gradient=head_grad, activations=totals["peak"],
+                             cast_copies=cast_copies, grad_accum=t.grad_accum,
+                             layerwise=bool(getattr(m, "layerwise", False)))
+    peak = add_runtime(tensor_peak(peak_inputs), device, m.name)
+    components = {"weights": weights_total, "gradients": grads, "optimizer_states": optimizer.states,
+                  "galore_projectors": optimizer.projectors, "optimizer_step_temporary": optimizer.step_temporary,
+                  "activations_peak": totals["peak"], "activations_saved": totals["saved"],
+                  "loss_logit_gradients": totals["loss"],
+                  "backward_work": totals["work"], "cast_copies": cast_copies, **peak.runtime}
+    host_load = 0
+    if m.base_bits < 16 and not cfg.model.pretrained:  # random init materialised in 16 bits, then quantised
+        quantised = sum(r.numel for r in inv.rows if r.kind == "quantized")
+        other = sum(r.numel * 4 for r in inv.rows if r.kind == "base")
+        host_load = int(quantised * weights_dtype_bytes(cfg) + other)
+    notes = list(inv.notes)
+    if not arch.detailed:
+        notes.append(f"activations: coarse rule for model_type {arch.model_type!r} (no per-tensor model)")
+    if kernel == "math":
+        notes.append("attention: fp32 grouped-query SDPA on CUDA falls back to the math kernel (seq^2 probabilities)")
+    return Prediction(device=device, compute_dtype=str(compute).removeprefix("torch."), arch=arch, inventory=inv,
+                      weights=weights, components=components, activation_parts=parts, peak=peak,
+                      host_load_bytes=host_load, flops=flops_per_step(cfg, arch, inv, checkpointing),
+                      checkpointing=checkpointing, attention_kernel=kernel, notes=notes)
+
+
+def weights_dtype_bytes(cfg: RunConfig) -> int:
+    from bench.models import DTYPES
+
+    return DTYPES[getattr(cfg.method, "compute_dtype", "bf16")].itemsize
+
+
+def predict_cell(cfg: RunConfig, device: str = "cuda", gpu: Gpu | None = None) -> Prediction:
+    """Build the meta model and predict; `device` is the target (no GPU needed to predict one)."""
+    import gc
+
+    compute = compute_dtype_for(cfg, device, gpu)
+    model = build_meta_model(cfg, compute)
+    try:
+        return predict(cfg, model, compute, device)
+    finally:
+        del model
+        gc.collect()

@@ -1,0 +1,72 @@
+"""The does-not-fit check bench.run makes before loading anything, on bench.estimate's memory model.
+
+`estimate(cfg, meta_model, compute, device)` is a drop-in for bench.preflight.estimate: the same keys
+(breakdown_bytes, needs_device_bytes, needs_host_bytes, host_available_bytes, device_available_bytes, fits,
+reason, model, device), the breakdown being the components present at the predicted peak, so it sums to
+needs_device_bytes. Added: params (exact, as the run will hold them), peak_phase, components (each at full
+size), weights_bytes (by storage), flops, notes.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bench.estimate.predict import Prediction, predict
+
+if TYPE_CHECKING:
+    import torch
+
+    from bench.config import RunConfig
+
+GB = 1e9
+MODEL_NAME = "bench.estimate v1 (saved-tensor activation model, phase peak)"
+
+
+def breakdown(pred: Prediction) -> dict[str, int]:
+    """The six keys of bench.preflight's breakdown, at the predicted peak; runtime holds context and slack."""
+    at = pred.peak.at_peak
+    out = {key: int(at.get(key, 0)) for key in ("weights", "cast_copies", "gradients", "optimizer", "activations")}
+    out["runtime"] = int(sum(pred.peak.runtime.values()))
+    host_extra = pred.peak_bytes - sum(out.values())
+    if host_extra > 0:  # CPU: materialising a random-init quantised model is the larger peak
+        out["weights"] += host_extra
+    return out
+
+
+def from_prediction(pred: Prediction, device_available: int | None, host_available: int | None) -> dict[str, Any]:
+    need_device = int(pred.peak_bytes)
+    host_load = pred.host_load_bytes
+    result: dict[str, Any] = {
+        "breakdown_bytes": breakdown(pred), "needs_device_bytes": need_device,
+        "needs_host_bytes": host_load if pred.device == "cuda" else max(host_load, need_device),
+        "host_available_bytes": host_available, "device_available_bytes": device_available,
+        "device": pred.device, "model": MODEL_NAME, "params": pred.inventory.summary(),
+        "peak_phase": pred.peak.phase, "components": pred.components, "weights_bytes": pred.weights,
+        "flops": pred.flops, "notes": pred.notes,
+    }
+    reasons = []
+    if device_available is not None and need_device > device_available:
+        reasons.append(f"needs ~{need_device / GB:.1f} GB to train on {pred.device}, "
+                       f"have {device_available / GB:.1f} GB")
+    host_need = result["needs_host_bytes"]
+    if host_available is not None and host_need > host_available and (pred.device == "cuda" or host_load > need_device):
+        why = " to materialise the random-init weights before quantisation" if host_load >= need_device else ""
+        reasons.append(f"needs ~{host_need / GB:.1f} GB of host memory{why}, have {host_available / GB:.1f} GB "
+                       f"(training itself: ~{need_device / GB:.1f} GB)")
+    result["fits"] = not reasons
+    result["reason"] = "; ".join(reasons) or None
+    return result
+
+
+def estimate(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, device: str) -> dict[str, Any]:
+    """Drop-in for bench.preflight.estimate (same arguments, same keys, more detail)."""
+    import torch
+
+    from bench import preflight
+
+    pred = predict(cfg, meta_model, compute, device)
+    host = preflight.host_available_bytes()
+    if device == "cuda":
+        device_available: int | None = int(torch.cuda.mem_get_info()[0])
+    else:  # training on the host: the device is the host
+        device_available = host
+    return from_prediction(pred, device_available, host)

@@ -1,0 +1,96 @@
+"""Cells from command-line overrides: bench.run's overrides, a comma list sweeping (every combination),
+and the blog-shaped grid (fixed method rows x model columns, the user's other overrides on every cell)."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import TYPE_CHECKING, Any, Iterator
+
+from bench.config import METHOD_CLASSES, ConfigError, build_run_config
+
+if TYPE_CHECKING:
+    from bench.config import RunConfig
+
+# (label, bits, overrides): the rows of the widely copied hardware-requirement table
+BLOG_ROWS = [("Full (AMP)", 32, ["method=full", "method.precision=mixed"]),
+             ("Full", 16, ["method=full", "method.precision=pure"]),
+             ("LoRA", 16, ["method=lora"]), ("GaLore", 16, ["method=galore"]),
+             ("QLoRA", 8, ["method=qlora", "method.base_bits=8"]), ("QLoRA", 4, ["method=qlora"])]
+BLOG_COLUMNS = [("7B", "7b"), ("13B", "13b"), ("30B", "30b"), ("70B", "70b"), ("110B", "110b"),
+                ("8x7B", "8x7b"), ("8x22B", "8x22b")]
+
+
+def split_sweeps(overrides: list[str]) -> list[tuple[str, list[str]]]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        raise ConfigError(f"bad override: {str(exc).splitlines()[0]}") from None
+    out = []
+    for o in parsed:
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        out.append((o.get_key_element(), values))
+    return out
+
+
+def combinations(overrides: list[str]) -> Iterator[list[str]]:
+    """Every combination of the sweep values, in command-line order (the last key varies fastest)."""
+    choices = split_sweeps(overrides)
+    for values in itertools.product(*(v for _, v in choices)):
+        yield [f"{key}={value}" for (key, _), value in zip(choices, values)]
+
+
+def compose(overrides: list[str]) -> RunConfig:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from bench.cli import CONF_DIR
+
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            raw = hydra_compose(config_name="config", overrides=overrides)
+        return build_run_config(OmegaConf.to_container(raw, resolve=True))
+    except (HydraException, OmegaConfBaseException) as exc:
+        cause = exc.__cause__
+        detail = f": {str(cause).splitlines()[0]}" if cause else ""
+        raise ConfigError(f"{str(exc).splitlines()[0].rstrip('.')}{detail}") from None
+
+
+def _method_keys(method: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(METHOD_CLASSES[method])}
+
+
+def blog_overrides(row: list[str], model: str, user: list[str]) -> list[str]:
+    """A blog cell's overrides: the row's method, the column's model, then the user's overrides that apply
+    (their method= and model= are replaced; method.<key> only where that method has the key)."""
+    method = row[0].split("=", 1)[1]
+    keep = []
+    for override in user:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key in ("method", "model"):
+            continue
+        if key.startswith("method.") and key.split(".", 1)[1] not in _method_keys(method):
+            continue
+        keep.append(override)
+    return [*row, f"model={model}", *keep]
+
+
+def blog_cells(user: list[str], models: list[tuple[str, str]] | None = None) -> Iterator[dict[str, Any]]:
+    """One entry per blog cell: label, bits, column, overrides, and either cfg or a `skip` reason."""
+    from bench.cli import group_options
+
+    available = set(group_options("model"))
+    for label, bits, row in BLOG_ROWS:
+        for column, model in models or BLOG_COLUMNS:
+            entry: dict[str, Any] = {"label": label, "bits": bits, "column": column, "model": model}
+            if model not in available:
+                entry["skip"] = f"conf/model/{model}.yaml not present"
+                yield entry
+                continue
+            entry["overrides"] = blog_overrides(row, model, user)
+            yield entry

@@ -1,0 +1,68 @@
+"""repeats=N: the same cell N times, each in a fresh process, kept in one record with mean, stdev and a
+95% confidence interval (Student's t) of every headline metric.
+
+The record's own memory / timing / quality blocks are those of the median repeat by steps/s (a run that
+really happened, not an average); `repeats.runs` keeps every repeat's figures and `repeats.stats` the
+spread. bench.compare reads the intervals to tell noise from a regression.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench.config import RunConfig
+from bench.record import write_record
+
+# two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; beyond, the normal 1.96
+T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+       2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+       2.045, 2.042)
+HEADLINES = {"peak_bytes": ("memory", "peak_bytes"), "steps_per_s": ("timing", "steps_per_s"),
+             "tokens_per_s": ("timing", "tokens_per_s"), "samples_per_s": ("timing", "samples_per_s"),
+             "quality_main": ("quality", "main")}
+
+
+def interval(values: list[float]) -> dict[str, Any]:
+    n = len(values)
+    mean = statistics.fmean(values)
+    stdev = statistics.stdev(values) if n > 1 else 0.0
+    half = (T95[n - 2] if n - 1 <= len(T95) else 1.96) * stdev / math.sqrt(n) if n > 1 else 0.0
+    return {"n": n, "mean": mean, "stdev": stdev, "ci95": [mean - half, mean + half],
+            "rel_ci95_half_width": half / mean if mean else None}
+
+
+def headline(record: dict[str, Any]) -> dict[str, Any]:
+    figures = {"status": record["status"], "wall_seconds": record.get("wall_seconds")}
+    for name, (block, key) in HEADLINES.items():
+        figures[name] = (record.get(block) or {}).get(key)
+    return figures
+
+
+def run_repeats(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
+    from bench.launcher import run_isolated
+
+    records, path = [], None
+    for _ in range(cfg.repeats):
+        record, path, _ = run_isolated(cfg)
+        records.append(record)
+    runs = [headline(r) for r in records]
+    ok = [r for r in records if r["status"] == "success"]
+    stats = {}
+    for name in HEADLINES:
+        values = [headline(r)[name] for r in ok]
+        if values and all(v is not None for v in values):
+            stats[name] = interval([float(v) for v in values])
+    if ok:
+        ranked = sorted(ok, key=lambda r: (r.get("timing") or {}).get("steps_per_s") or 0.0)
+        merged = dict(ranked[len(ranked) // 2])
+    else:
+        merged = dict(records[-1])
+    merged["repeats"] = {"n": cfg.repeats, "succeeded": len(ok), "runs": runs, "stats": stats,
+                         "representative": "median repeat by steps/s"}
+    if ok and len(ok) < len(records):
+        failed = len(records) - len(ok)
+        merged["warnings"] = list(merged.get("warnings") or []) + [
+            f"{failed} of {len(records)} repeats did not succeed; statistics cover the successful ones"]
+    return merged, write_record(merged, path)
