@@ -2,7 +2,7 @@
 
     nox -s tests     the default (CPU, fast) test suite
     nox -s slow      the opt-in slower CPU tests
-    nox -s bench     benchmarks: harness overhead (trackers on vs off)
+    nox -s bench     benchmarks: harness overhead (trackers on vs off), isolation cost (launcher vs bare loop)
 """
 import nox
 
@@ -32,3 +32,4 @@ def slow(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     _install(session)
     session.run("python", "benchmarks/overhead.py", *session.posargs, env=ENV)
+    session.run("python", "benchmarks/isolation.py", env=ENV)
