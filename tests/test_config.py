@@ -14,7 +14,8 @@ def test_every_group_combination_composes_and_binds():
     for method, model, task, train in combos:
         cfg = build_run_config(compose_raw(f"method={method}", f"model={model}", f"task={task}",
                                            f"train={train}"))
-        assert cfg.method.name == method
+        assert cfg.method.name == ("qlora" if method == "qlora8" else method)
+        assert cfg.method.base_bits == (8 if method == "qlora8" else 4 if method == "qlora" else 16)
         assert cfg.model.name and (cfg.model.pretrained or cfg.model.arch.get("model_type"))
 
 
