@@ -94,12 +94,12 @@ def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
     record: RunRecord = {
         "schema_version": SCHEMA_VERSION, "status": "failed", "error": None,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "experiment": cfg.experiment, "cell": cell, "config": config, "config_hash": chash,
+        "experiment": cfg.experiment_name, "cell": cell, "config": config, "config_hash": chash,
         "model": None, "setup": None, "params": None, "preflight": None, "memory": None, "timing": None,
         "energy": None,
         "losses": [], "env": {}, "wall_seconds": 0.0,
     }
-    path = record_path(cfg.results_dir, cfg.experiment, cell, chash)
+    path = record_path(cfg.results_dir, cfg.experiment_name, cell, chash)
     with warnings.catch_warnings(record=True) as caught:  # kept in the record, not printed
         warnings.simplefilter("always")
         planned = plan(cfg, device)  # ConfigError propagates: bad input writes no record

@@ -100,7 +100,7 @@ class RunConfig:
     model: ModelConfig
     task: TaskConfig
     train: TrainConfig
-    experiment: str = "default"
+    experiment_name: str = "default"  # records go to results_dir/experiment_name/
     results_dir: str = "results"
     device: str = "auto"  # auto | cpu | cuda
     trackers: bool = True
@@ -137,8 +137,8 @@ class RunConfig:
         for key in ("cell_timeout_s", "cell_memory_cap_gb", "gpu_busy_threshold_gb"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0 (got {getattr(self, key)})")
-        if not self.experiment or "/" in self.experiment:
-            raise ConfigError(f"experiment must be a plain name (got {self.experiment!r})")
+        if not self.experiment_name or "/" in self.experiment_name:
+            raise ConfigError(f"experiment_name must be a plain name (got {self.experiment_name!r})")
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:

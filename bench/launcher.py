@@ -26,7 +26,7 @@ from bench.record import SCHEMA_VERSION, config_hash, read_record, record_path, 
 def cell_record_path(cfg: RunConfig) -> Path:
     from bench.cell import cell_labels
 
-    return record_path(cfg.results_dir, cfg.experiment, cell_labels(cfg), config_hash(to_dict(cfg)))
+    return record_path(cfg.results_dir, cfg.experiment_name, cell_labels(cfg), config_hash(to_dict(cfg)))
 
 
 def _address_space_cap(gigabytes: float) -> Callable[[], None]:
@@ -45,7 +45,7 @@ def _parent_record(cfg: RunConfig, status: str, error_type: str, message: str, s
     return {"schema_version": SCHEMA_VERSION, "status": status,
             "error": {"type": error_type, "message": message},
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-            "experiment": cfg.experiment, "cell": cell_labels(cfg), "config": config,
+            "experiment": cfg.experiment_name, "cell": cell_labels(cfg), "config": config,
             "config_hash": config_hash(config), "model": None, "setup": None, "params": None,
             "preflight": None, "memory": None, "timing": None, "energy": None, "losses": [], "warnings": [],
             "env": {"recorded_by": "bench.launcher (the cell's process wrote no record)"},

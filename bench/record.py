@@ -16,7 +16,7 @@ from typing import Any, Literal, TypedDict
 SCHEMA_VERSION = 1
 Status = Literal["success", "oom", "failed", "skipped"]
 # Keys of the resolved config that don't change what is measured, left out of the config hash.
-HASH_EXCLUDED = ("experiment", "results_dir", "trackers", "sample_interval_ms", "rss_sample_interval_ms",
+HASH_EXCLUDED = ("experiment_name", "results_dir", "trackers", "sample_interval_ms", "rss_sample_interval_ms",
                  "preflight", "isolate", "cell_timeout_s", "cell_memory_cap_gb", "force", "gpu_busy",
                  "gpu_busy_threshold_gb")
 
@@ -137,6 +137,9 @@ def write_record(record: RunRecord, path: str | os.PathLike) -> Path:
     record = _json_safe(record)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a record is an ordinary readable file
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(record, fh, indent=1, sort_keys=False, allow_nan=False, default=str)

@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     results = tempfile.mkdtemp(prefix="bench-isolation-")
-    cfg = compose(["train.steps=40", "train.warmup_steps=5", "experiment=isolation", f"results_dir={results}",
+    cfg = compose(["train.steps=40", "train.warmup_steps=5", "experiment_name=isolation", f"results_dir={results}",
                    "force=true", *args.overrides])
     rates: dict[str, list[float]] = {"launcher": [], "inline": [], "bare": []}
     startup: list[float] = []

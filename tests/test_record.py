@@ -46,8 +46,8 @@ def test_bad_files_are_refused_with_their_name(tmp_path, content, needle):
 
 
 def test_config_hash_ignores_bookkeeping_but_not_settings():
-    base = {"method": {"rank": 8}, "experiment": "a", "results_dir": "x"}
-    assert config_hash(base) == config_hash({**base, "experiment": "b", "results_dir": "y"})
+    base = {"method": {"rank": 8}, "experiment_name": "a", "results_dir": "x"}
+    assert config_hash(base) == config_hash({**base, "experiment_name": "b", "results_dir": "y"})
     assert config_hash(base) != config_hash({**base, "method": {"rank": 16}})
 
 

@@ -24,7 +24,7 @@ def records(folder):
 
 
 def test_six_cell_sweep_with_oom_raise_and_sigkill_then_resume(tmp_path):
-    args = ["-m", "+case=ok1,ok2,ok3,oom,raise,kill", CASES, "experiment=six"]
+    args = ["-m", "+case=ok1,ok2,ok3,oom,raise,kill", CASES, "experiment_name=six"]
     code, out = bench_run(*args, results=tmp_path)
     assert code == 1, out[-3000:]
     def case(config):
@@ -50,22 +50,22 @@ def test_six_cell_sweep_with_oom_raise_and_sigkill_then_resume(tmp_path):
 
 
 def test_rank_sweep_over_full_is_one_cell(tmp_path):
-    code, out = bench_run("-m", "method=full", "method.rank=4,8", "experiment=dedupe", results=tmp_path)
+    code, out = bench_run("-m", "method=full", "method.rank=4,8", "experiment_name=dedupe", results=tmp_path)
     assert code == 0, out[-3000:]
     assert len(records(tmp_path)) == 1
     assert "same resolved config as full/tiny/synthetic (full fine-tuning has no rank)" in out
 
 
 def test_force_reruns_finished_cells(tmp_path):
-    bench_run("-m", "method=lora", "experiment=force", results=tmp_path)
-    code, out = bench_run("-m", "method=lora", "experiment=force", "force=true", results=tmp_path)
+    bench_run("-m", "method=lora", "experiment_name=force", results=tmp_path)
+    code, out = bench_run("-m", "method=lora", "experiment_name=force", "force=true", results=tmp_path)
     assert code == 0 and "skipped" not in out and "[1/1] lora/tiny/synthetic r8 -> success" in out
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
                     reason="pip install hydra-submitit-launcher")
 def test_submitit_local_executor_runs_two_cells(tmp_path):
-    code, out = bench_run("-m", "method=lora,full", "hydra/launcher=submitit_local", "experiment=submitit",
+    code, out = bench_run("-m", "method=lora,full", "hydra/launcher=submitit_local", "experiment_name=submitit",
                           f"hydra.sweep.dir={tmp_path}/submitit", results=tmp_path)
     assert code == 0, out[-3000:]
     statuses = sorted((r["cell"]["method"], r["status"]) for r in records(tmp_path).values())
@@ -83,7 +83,7 @@ def test_confidence_interval_by_hand():
 
 
 def test_repeats_keep_every_run_and_their_spread(tmp_path):
-    code, out = bench_run("repeats=2", "experiment=rep", results=tmp_path)
+    code, out = bench_run("repeats=2", "experiment_name=rep", results=tmp_path)
     assert code == 0, out[-3000:]
     (record,) = records(tmp_path).values()
     rep = record["repeats"]
