@@ -29,7 +29,8 @@ def plan(cfg: RunConfig, device: str) -> dict[str, Any]:
     """Build the wrapped model on the meta device: catches bad targets, counts parameters, estimates fit."""
     import torch
 
-    from bench import models, preflight
+    from bench import models
+    from bench.estimate.preflight import estimate as estimate_fit
     from bench.quality import check_data, task_head
     from bench.trackers.params import count_parameters
 
@@ -40,7 +41,7 @@ def plan(cfg: RunConfig, device: str) -> dict[str, Any]:
     meta_model = method.wrap(models.build_model(cfg, device, wdtype, meta=True, **task_head(cfg.task)), cfg)
     try:
         return {"compute": compute, "weights_dtype": wdtype, "params": count_parameters(meta_model),
-                "preflight": preflight.estimate(cfg, meta_model, compute, device),
+                "preflight": estimate_fit(cfg, meta_model, compute, device),
                 "model": models.describe(cfg.model, meta_model.config)}
     finally:
         del meta_model

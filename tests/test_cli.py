@@ -48,7 +48,7 @@ def test_bad_input_through_the_real_entry_point(tmp_path):
 
 
 def test_does_not_fit_is_a_skipped_record(tmp_path, capsys, monkeypatch):
-    from bench import preflight
+    from bench.estimate import preflight
 
     monkeypatch.setattr(preflight, "host_available_bytes", lambda: 8 * 10**9)
     code, out = run_main(["method=qlora", "model=13b", f"results_dir={tmp_path}"], capsys)

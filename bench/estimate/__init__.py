@@ -5,7 +5,7 @@
   activations  what autograd saves per token, tensor by tensor (Llama-style decoders; coarse otherwise)
   peak         when the components coexist: forward/backward vs optimizer-step peak, runtime on top
   flops        FLOPs per step, the time floor on a GPU, MFU
-  predict      one cell's Prediction; preflight: the drop-in for bench.preflight.estimate
+  predict      one cell's Prediction; preflight: the does-not-fit check bench.run makes
   gpus         the conf/gpu/ catalog; tables, sweep, calibrate and __main__: the command line
 Assumptions and the CPU calibration: README.md beside this file. Nothing heavy is imported here.
 """

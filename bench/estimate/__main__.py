@@ -7,12 +7,15 @@ overrides, where a comma list sweeps (every combination). The target is a CUDA G
   --blog               Method x model table shaped like the widely copied one (7B ... 8x22B columns)
   --json/--csv PATH    every number of every cell ('-': stdout)
   --calibrate PATH...  records or folders of records: predicted vs measured per component, error %
+  +experiment=NAME     an experiment's sweep (hydra.sweeper.params) is predicted cell by cell
 Bad input: one line naming the key, exit status 2.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,8 @@ def parse(argv: list[str]) -> dict[str, Any]:
             continue
         if arg == "--blog":
             opts["blog"] = True
+        elif arg in ("-m", "--multirun"):  # bench.run's sweep flag: comma lists always sweep here
+            pass
         elif arg.startswith("gpu="):
             opts["gpus"] = [g for g in arg.split("=", 1)[1].split(",") if g]
         elif arg.startswith("-"):
@@ -70,11 +75,20 @@ def run_cells(overrides: list[str], gpus: list) -> list[dict[str, Any]]:
     from bench.estimate.predict import predict_cell
     from bench.estimate.tables import cell_row
 
+    overrides = sweep.with_sweeper_params(overrides)
     validate_argv(overrides)
+    combos = list(sweep.combinations(overrides))
     rows = []
-    for combo in sweep.combinations(overrides):
+    for combo in combos:
         cfg = sweep.compose(combo)
-        rows.append(cell_row(cfg, predict_cell(cfg, target_device(cfg), gpus[0] if len(gpus) == 1 else None), gpus))
+        try:
+            pred = predict_cell(cfg, target_device(cfg), gpus[0] if len(gpus) == 1 else None)
+        except ConfigError as exc:  # one bad combination of a sweep is a row; a single bad cell is exit 2
+            if len(combos) == 1:
+                raise
+            rows.append({"method": cfg.method.name, "model": cfg.model.name, "error": str(exc).splitlines()[0]})
+            continue
+        rows.append(cell_row(cfg, pred, gpus))
     return rows
 
 
@@ -119,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         print(__doc__)
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    warnings.simplefilter("ignore")  # library warnings about the meta model are not the estimate's output
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
         opts = parse(argv)
         from bench.estimate.gpus import load_catalog, resolve
@@ -139,10 +155,11 @@ def main(argv: list[str] | None = None) -> None:
             print(gpu_fit_table(rows, gpus))
         else:
             rows = run_cells(opts["overrides"], gpus)
-            print(cells_table(rows))
-            if rows and rows[0]["target"] == "cuda":
-                print()
-                print(gpu_fit_table(rows, gpus))
+            if "-" not in (opts["json"], opts["csv"]):  # machine-readable stdout stays clean
+                print(cells_table(rows, gpus[0].key if len(gpus) == 1 else None))
+                if any(r.get("target") == "cuda" for r in rows):
+                    print()
+                    print(gpu_fit_table(rows, gpus))
     except (ConfigError, ValueError) as exc:
         fail(exc, prog=PROG)
     if opts.get("json"):

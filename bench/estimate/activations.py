@@ -13,7 +13,8 @@ Per decoder layer and token, bytes (e* = element sizes of the flow):
   trained base linears  their inputs (one copy per linear under autocast, else shared with the producer)
   LoRA         per adapted module: dropout output (in x 4) + mask (CPU: 4 B, CUDA: 1 B) + A output (r x 4);
                without dropout the fp32 input (shared when it already is fp32)
-  peft ParamWrapper (fused MoE experts) W + BA materialised per layer and saved by F.linear
+  peft ParamWrapper (fused MoE experts) W + BA materialised per layer and saved by F.linear (from peft's
+               code; not measured: no MoE fits this machine)
 Head: final norm, LM-head input when it trains, log-softmax output (4 V). Gradient checkpointing keeps only
 each layer's input (e_res h) plus one recomputed layer. When nothing before the first layer trains (frozen
 embeddings, no input-grad hook), its first norm and its q/k/v dropout masks save nothing.
@@ -39,7 +40,6 @@ class Flow:
     residual: int  # bytes per element of the residual stream
     norm_out: int
     act: int  # linear outputs, attention, MLP intermediates
-    logits: int
     autocast: bool  # linears cast their (fp32) input: one saved copy per trained linear
     base_trainable: bool
     norm_trainable: bool
@@ -51,22 +51,23 @@ def flow_for(cfg: RunConfig, compute_bytes: int, device: str) -> Flow:
     c = compute_bytes
     mask = 1 if device == "cuda" else 4
     if m.name == "full" and getattr(m, "precision", "mixed") == "mixed":
-        return Flow(4, 4, c, c, c < 4, True, True, mask)
+        return Flow(4, 4, c, c < 4, True, True, mask)
     if m.name in ("full", "galore"):
-        return Flow(c, c, c, c, False, True, True, mask)
+        return Flow(c, c, c, False, True, True, mask)
     if m.base_bits < 16:  # kbit preparation: fp32 embeddings, norms and head; bnb casts back to the input dtype
-        return Flow(4, 4, 4, 4, False, False, False, mask)
-    return Flow(c, c, c, c, False, False, False, mask)
+        return Flow(4, 4, 4, False, False, False, mask)
+    return Flow(c, c, c, False, False, False, mask)
 
 
 def attention_kernel(cfg: RunConfig, arch: Arch, flow: Flow, device: str) -> str:
     """Which SDPA kernel torch picks: flash (16-bit, grouped-query allowed), memory-efficient (fp32, equal
-    heads only), else math; CPU has a flash kernel for every float dtype. `eager` is transformers' own."""
+    heads only), else math; CPU has a flash kernel for every float dtype. `eager` is transformers' own.
+    The CUDA choices are read from torch's documented constraints, not measured here (no GPU)."""
     impl = cfg.model.attn_implementation
     if impl == "eager":
         return "eager"
-    if device != "cuda":
-        return "cpu_flash"
+    if device != "cuda":  # the CPU's flash kernel takes no dropout: encoders' attention dropout runs in math
+        return "math" if arch.encoder and arch.attention_dropout > 0 else "cpu_flash"
     if flow.act < 4 and arch.head_dim <= 256:
         return "flash"
     return "mem_efficient" if arch.heads == arch.kv_heads else "math"
@@ -139,9 +140,14 @@ def first_layer_savings_per_token(arch: Arch, flow: Flow, inv: Inventory, dropou
 
 
 def materialised_bytes_per_layer(inv: Inventory) -> int:
-    """peft ParamWrapper: W + BA of each wrapped 3-D expert tensor, built once per layer per forward."""
-    return sum(r.numel * int(r.element_bytes) for r in inv.rows
-               if r.materialised and ".layers.0." in r.name and len(r.shape) == 3)
+    """peft ParamWrapper: W + BA of each wrapped 3-D expert tensor, built once per layer per forward, and the
+    low-rank factors cast to W's dtype for it (a copy when W is 16-bit)."""
+    wrapped = [r for r in inv.rows if r.materialised and ".layers.0." in r.name and len(r.shape) == 3]
+    total = sum(r.numel * int(r.element_bytes) for r in wrapped)
+    if wrapped and wrapped[0].element_bytes < 4:
+        total += sum(r.numel * int(wrapped[0].element_bytes) for r in inv.rows
+                     if r.kind == "adapter" and ".layers.0." in r.name and ".experts." in r.name)
+    return total
 
 
 def head_bytes_per_token(arch: Arch, flow: Flow) -> float:
@@ -165,12 +171,13 @@ def dequantised_weight_bytes(inv: Inventory) -> int:
 
 
 def coarse_layer_bytes_per_token(arch: Arch, flow: Flow) -> dict[str, float]:
-    """Encoders and unknown families: bench.preflight's first-order rule, ~8h + 4I values per token."""
+    """Families with no per-tensor rule (neither Llama-style nor BERT-style): the first-order
+    rule, ~8h + 4I values per token."""
     return {"coarse": float((8 * arch.hidden + 4 * arch.intermediate) * flow.act)}
 
 
 def model_totals(arch: Arch, flow: Flow, inv: Inventory, parts: dict[str, float], batch: int, seq: int,
-                 dropout: float, checkpointing: bool, causal_lm: bool) -> dict[str, int]:
+                 dropout: float, checkpointing: bool, causal_lm: bool, head_per_token: float) -> dict[str, int]:
     """Whole-model bytes: `saved` (the most saved at once), the logit-gradient transient (`loss`), one layer's
     gradient buffers (`work`) and `peak`: activations at the moment backward peaks. Backward starts with
     everything saved plus the logit gradients; a layer's own buffers come after the head's are freed. With
@@ -178,7 +185,7 @@ def model_totals(arch: Arch, flow: Flow, inv: Inventory, parts: dict[str, float]
     tokens = batch * seq
     per_layer = sum(parts.values())
     fixed = materialised_bytes_per_layer(inv)
-    head = tokens * (head_bytes_per_token(arch, flow) if causal_lm else arch.hidden * 4.0)
+    head = tokens * head_per_token
     head += 2 * seq * arch.head_dim * flow.residual + tokens * 8  # rotary cos/sin tables, int64 labels
     loss = tokens * arch.vocab * 8 if causal_lm else 0
     work = tokens * backward_work_per_token(arch, flow) + dequantised_weight_bytes(inv)

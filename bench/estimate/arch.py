@@ -6,6 +6,8 @@ from typing import Any
 
 # Llama-style decoders: RMSNorm, rotary attention (GQA), SwiGLU MLP or Mixtral-style top-k experts.
 DECODER_TYPES = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "phi3")
+# BERT-style post-LayerNorm encoders: GELU MLP, dropout after attention probabilities and each sub-block.
+ENCODER_TYPES = ("bert", "roberta")
 
 
 @dataclass(frozen=True)
@@ -22,11 +24,17 @@ class Arch:
     active_experts: int = 0
     tied: bool = False
     attention_bias: bool = False
+    hidden_dropout: float = 0.0
+    attention_dropout: float = 0.0
 
     @property
     def detailed(self) -> bool:
-        """Whether the per-tensor activation model applies (else a coarse per-token rule is used)."""
+        """Whether the Llama-style per-tensor activation model applies."""
         return self.model_type in DECODER_TYPES
+
+    @property
+    def encoder(self) -> bool:
+        return self.model_type in ENCODER_TYPES
 
     @property
     def q_out(self) -> int:
@@ -36,16 +44,18 @@ class Arch:
     def kv_out(self) -> int:
         return self.kv_heads * self.head_dim
 
-    def matmul_params_per_token(self) -> int:
-        """Weights one token is multiplied by in a forward pass: attention, the MLP (active experts only)
-        and the router, per layer, plus the LM head. The input embedding is a lookup, not a matmul."""
+    def matmul_params_per_token(self, lm_head: bool = True) -> int:
+        """Weights one token is multiplied by in a forward pass: attention, the MLP (active experts only;
+        gated for Llama-style, two matrices otherwise) and the router, per layer, plus the LM head. The input
+        embedding is a lookup, not a matmul."""
         h = self.hidden
         attn = h * self.q_out + 2 * h * self.kv_out + self.q_out * h
+        mats = 2 if self.encoder else 3
         if self.experts:
-            mlp = self.active_experts * 3 * h * self.intermediate + h * self.experts
+            mlp = self.active_experts * mats * h * self.intermediate + h * self.experts
         else:
-            mlp = 3 * h * self.intermediate
-        return self.layers * (attn + mlp) + h * self.vocab
+            mlp = mats * h * self.intermediate
+        return self.layers * (attn + mlp) + (h * self.vocab if lm_head else 0)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,4 +80,6 @@ def arch_from_config(config: Any) -> Arch:
                 experts=int(get("num_local_experts", "num_experts", default=0) or 0),
                 active_experts=int(get("num_experts_per_tok", default=0) or 0),
                 tied=bool(get("tie_word_embeddings", default=False)),
-                attention_bias=bool(get("attention_bias", default=False)))
+                attention_bias=bool(get("attention_bias", default=False)),
+                hidden_dropout=float(get("hidden_dropout_prob", default=0.0) or 0.0),
+                attention_dropout=float(get("attention_probs_dropout_prob", "attention_dropout", default=0.0) or 0.0))

@@ -56,8 +56,13 @@ def compare(record: dict, pred: Prediction, catalog: dict[str, Gpu]) -> list[dic
         load = phases.get("load") or {}
         load_peak = max(load.get("rss_hwm") or 0, load.get("rss_peak") or 0)
         predicted_load = max(sum(pred.weights.values()), pred.host_load_bytes)
-        rows.append(_row(label, "load: weights (+host materialisation)", predicted_load,
+        # RSS at load also holds imports made while loading (galore-torch, bitsandbytes), and pretrained
+        # weights read through mmap count only once touched
+        rows.append(_row(label, "load phase: weights (RSS also has imports)", predicted_load,
                          load_peak - base if load_peak else None))
+        data = phases.get("data") or {}
+        if data.get("rss_end") is not None and data.get("rss_start") is not None:
+            rows.append(_row(label, "data phase RSS growth (not modelled)", None, data["rss_end"] - data["rss_start"]))
         rows.append(_row(label, "peak over baseline", pred.peak_bytes, mem.get("peak_over_baseline_bytes")))
         rows.append(_row(label, "  of which tensors (predicted only)", pred.peak.tensors, None))
         rows.append(_row(label, "  of which runtime (predicted only)", sum(runtime.values()), None))
@@ -84,8 +89,22 @@ def compare(record: dict, pred: Prediction, catalog: dict[str, Gpu]) -> list[dic
     return rows
 
 
+def config_of(record: dict) -> Any:
+    """The record's RunConfig; top-level keys this checkout no longer has (bookkeeping renamed or dropped
+    since the record was written, e.g. experiment -> experiment_name) are left out: they don't change a cell."""
+    import dataclasses
+
+    from bench.config import RunConfig, build_run_config
+
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    raw = dict(record["config"])
+    if "experiment" in raw and "experiment" not in known and "experiment_name" in known:
+        raw.setdefault("experiment_name", raw.pop("experiment"))
+    return build_run_config({k: v for k, v in raw.items() if k in known})
+
+
 def calibrate(paths: list[str]) -> list[dict[str, Any]]:
-    from bench.config import build_run_config
+    from bench.config import ConfigError
     from bench.estimate.gpus import load_catalog
     from bench.estimate.predict import predict_cell
     from bench.record import read_record
@@ -96,9 +115,14 @@ def calibrate(paths: list[str]) -> list[dict[str, Any]]:
         record = read_record(path)
         if record.get("status") != "success":
             continue
-        cfg = build_run_config(record["config"])
         device = (record.get("memory") or {}).get("device", "cpu")
-        rows += compare(record, predict_cell(cfg, device), catalog)
+        try:
+            pred = predict_cell(config_of(record), device)
+        except (ConfigError, ValueError, KeyError) as exc:  # a record from another schema or checkout
+            rows.append({"cell": path.name, "component": f"not predicted: {str(exc).splitlines()[0][:120]}",
+                         "unit": "-", "predicted": None, "measured": None, "error_pct": None})
+            continue
+        rows += compare(record, pred, catalog)
     return rows
 
 

@@ -27,11 +27,12 @@ if TYPE_CHECKING:
     from bench.estimate.inventory import Inventory
 
 
-def flops_per_step(cfg: RunConfig, arch: Arch, inv: Inventory, checkpointing: bool) -> dict[str, Any]:
+def flops_per_step(cfg: RunConfig, arch: Arch, inv: Inventory, checkpointing: bool, seq: int,
+                   lm_head: bool = True) -> dict[str, Any]:
     t = cfg.train
-    tokens = t.batch_size * t.seq_len * t.grad_accum
-    n = arch.matmul_params_per_token()
-    attn = 4 * t.seq_len * arch.q_out * arch.layers
+    tokens = t.batch_size * seq * t.grad_accum
+    n = arch.matmul_params_per_token(lm_head)
+    attn = 4 * seq * arch.q_out * arch.layers
     method = cfg.method.name
     adapters = 0.0
     for r in inv.rows:

@@ -14,8 +14,9 @@ Runtime, added on top:
   CUDA   the context (kernels, cuBLAS workspace; CUDA_CONTEXT_BYTES) and the caching allocator's slack
          (ALLOCATOR_SLACK of the tensor peak): assumptions to be calibrated against GPU records
   CPU    RSS growth measured on a 1-layer, 8-token cell of each method (libraries and kernels first
-         touched, imports made while loading) + glibc/oneDNN retention as a fraction of the tensor peak,
-         fitted on `tiny` (README beside this file)
+         touched, imports made while loading) + glibc's retention: under its dynamic mmap threshold, freed
+         tensors under 32 MiB stay in the heap; a per-method share of the tensors under that size, fitted on
+         `tiny` (README beside this file). Zero when the threshold is fixed (MALLOC_MMAP_THRESHOLD_).
 """
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ CUDA_CONTEXT_BYTES = 512 * 1024**2  # assumption (not measured here): CUDA conte
 ALLOCATOR_SLACK = 0.05  # assumption: reserved-but-unallocated share of the caching allocator at the peak
 # CPU (torch 2.13 CPU build, glibc): RSS growth of a 1-layer h=64, 8-token cell, MB; see README.md
 CPU_RUNTIME_BYTES = {"full": 14_500_000, "lora": 13_700_000, "qlora": 28_200_000, "galore": 63_600_000}
-CPU_RETENTION = 0.0  # fraction of the tensor peak that RSS keeps on top (fitted, README.md)
+# Extra RSS per byte of sub-32-MiB tensors at the peak under glibc's default malloc: mean of two b4 s128 runs
+# of `tiny` per method (README.md). glibc never keeps larger blocks: its mmap threshold stops at 32 MiB.
+CPU_RETENTION = {"full": 0.437, "lora": 1.043, "qlora": 2.306, "galore": 0.547}
+GLIBC_MMAP_THRESHOLD_MAX = 32 * 1024**2
 
 
 @dataclass
@@ -71,10 +75,23 @@ def tensor_peak(p: PeakInputs) -> Peak:
     return Peak(tensors=int(sum(parts.values())), phase=phase, at_peak={k: int(v) for k, v in parts.items()})
 
 
-def add_runtime(peak: Peak, device: str, method: str) -> Peak:
+def add_runtime(peak: Peak, device: str, method: str, small_tensor_bytes: int = 0) -> Peak:
+    """`small_tensor_bytes`: the part of the tensor peak held in tensors under glibc's largest mmap threshold."""
     if device == "cuda":
         peak.runtime = {"cuda_context": CUDA_CONTEXT_BYTES, "allocator_slack": int(peak.tensors * ALLOCATOR_SLACK)}
     else:
+        retention = CPU_RETENTION.get(method, max(CPU_RETENTION.values()))
         peak.runtime = {"process_runtime": CPU_RUNTIME_BYTES.get(method, max(CPU_RUNTIME_BYTES.values())),
-                        "allocator_retention": int(peak.tensors * CPU_RETENTION)}
+                        "allocator_retention": int(small_tensor_bytes * retention)}
     return peak
+
+
+def small_tensor_bytes(peak: Peak, row_bytes: list[int], largest_activation: int) -> int:
+    """The share of the peak in tensors under GLIBC_MMAP_THRESHOLD_MAX: parameter-shaped components (weights,
+    gradients, optimizer) pro rata the parameters under that size; activations if their largest tensor is."""
+    small = sum(b for b in row_bytes if b < GLIBC_MMAP_THRESHOLD_MAX)
+    share = small / sum(row_bytes) if row_bytes else 0.0
+    at = peak.at_peak
+    params = at.get("weights", 0) + at.get("gradients", 0) + at.get("optimizer", 0) + at.get("cast_copies", 0)
+    acts = at.get("activations", 0) if largest_activation < GLIBC_MMAP_THRESHOLD_MAX else 0
+    return int(params * share + acts)

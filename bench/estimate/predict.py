@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bench.estimate import activations as acts
+from bench.estimate import encoder
 from bench.estimate.arch import Arch, arch_from_config
 from bench.estimate.flops import flops_per_step
 from bench.estimate.inventory import Inventory, build_inventory
-from bench.estimate.peak import Peak, PeakInputs, add_runtime, tensor_peak
+from bench.estimate.peak import Peak, PeakInputs, add_runtime, small_tensor_bytes, tensor_peak
 from bench.estimate.states import gradient_bytes, optimizer_bytes, weight_bytes
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class Prediction:
     flops: dict[str, Any]
     checkpointing: bool
     attention_kernel: str
+    seq_len: int
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -56,6 +58,12 @@ def compute_dtype_for(cfg: RunConfig, device: str, gpu: Gpu | None = None) -> to
     return DTYPES["fp32"]
 
 
+def sequence_length(cfg: RunConfig) -> int:
+    """Tokens per example: train.seq_len for synthetic tokens; a text task pads each batch to its longest
+    example, truncated at task.max_length, which is the bound the peak is predicted at."""
+    return cfg.task.max_length if cfg.task.kind != "synthetic" else cfg.train.seq_len
+
+
 def build_meta_model(cfg: RunConfig, compute: torch.dtype) -> torch.nn.Module:
     """The wrapped model as bench.cell.plan builds it, adapters created on the meta device as well."""
     import torch
@@ -63,8 +71,16 @@ def build_meta_model(cfg: RunConfig, compute: torch.dtype) -> torch.nn.Module:
     from bench import methods, models
 
     method = methods.get(cfg.method.name)
+    head: dict[str, Any] = {}
+    try:  # the task's head (classification, QA), as plan builds it; older checkouts: causal LM only
+        from bench.quality import task_head
+
+        head = task_head(cfg.task)
+    except ImportError:
+        pass
     with torch.device("meta"):
-        return method.wrap(models.build_model(cfg, "cpu", method.weights_dtype(cfg, compute), meta=True), cfg)
+        base = models.build_model(cfg, "cpu", method.weights_dtype(cfg, compute), meta=True, **head)
+        return method.wrap(base, cfg)
 
 
 def _cast_copies(inv: Inventory, cfg: RunConfig, compute_bytes: int) -> int:
@@ -86,15 +102,21 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
     flow = acts.flow_for(cfg, c, device)
     checkpointing = t.gradient_checkpointing or bool(getattr(m, "gradient_checkpointing", False))
     kernel = acts.attention_kernel(cfg, arch, flow, device)
+    seq = sequence_length(cfg)
     dropout = float(getattr(m, "dropout", 0.0))
     causal_lm = type(meta_model).__name__.endswith("ForCausalLM") or hasattr(meta_model, "lm_head")
     if arch.detailed:
-        parts = acts.layer_bytes_per_token(arch, flow, inv, kernel, t.seq_len, dropout)
+        parts = acts.layer_bytes_per_token(arch, flow, inv, kernel, seq, dropout)
+        head = acts.head_bytes_per_token(arch, flow) if causal_lm else arch.hidden * 4.0
+    elif arch.encoder:
+        parts = encoder.encoder_layer_bytes_per_token(arch, flow, inv, kernel, seq, dropout)
+        head = encoder.encoder_head_bytes_per_token(arch, flow)
     else:
         parts = acts.coarse_layer_bytes_per_token(arch, flow)
-    totals = acts.model_totals(arch, flow, inv, parts, t.batch_size, t.seq_len, dropout, checkpointing, causal_lm)
-    head_grad = sum(r.numel * int(r.element_bytes) for r in inv.rows
-                    if r.trainable and (r.name.endswith("lm_head.weight") or (arch.tied and "embed" in r.name)))
+        head = acts.head_bytes_per_token(arch, flow) if causal_lm else arch.hidden * 4.0
+    totals = acts.model_totals(arch, flow, inv, parts, t.batch_size, seq, dropout, checkpointing, causal_lm, head)
+    head_grad = sum(r.numel * int(r.element_bytes) for r in inv.rows if causal_lm and r.trainable
+                    and (r.name.endswith("lm_head.weight") or (arch.tied and "embed" in r.name)))
     weights_total = sum(weights.values())
     cast_copies = _cast_copies(inv, cfg, c)
     peak_inputs = PeakInputs(weights=weights_total, optimizer_states=optimizer.states + optimizer.projectors,
@@ -102,7 +124,10 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
                              largest_gradient=largest_grad, head_gradient=head_grad, activations=totals["peak"],
                              cast_copies=cast_copies, grad_accum=t.grad_accum,
                              layerwise=bool(getattr(m, "layerwise", False)))
-    peak = add_runtime(tensor_peak(peak_inputs), device, m.name)
+    peak = tensor_peak(peak_inputs)
+    largest_activation = t.batch_size * seq * max(arch.hidden, arch.intermediate) * 4
+    small = small_tensor_bytes(peak, [int(r.numel * r.element_bytes) for r in inv.rows], largest_activation)
+    peak = add_runtime(peak, device, m.name, small)
     components = {"weights": weights_total, "gradients": grads, "optimizer_states": optimizer.states,
                   "galore_projectors": optimizer.projectors, "optimizer_step_temporary": optimizer.step_temporary,
                   "activations_peak": totals["peak"], "activations_saved": totals["saved"],
@@ -114,14 +139,15 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
         other = sum(r.numel * 4 for r in inv.rows if r.kind == "base")
         host_load = int(quantised * weights_dtype_bytes(cfg) + other)
     notes = list(inv.notes)
-    if not arch.detailed:
+    if not arch.detailed and not arch.encoder:
         notes.append(f"activations: coarse rule for model_type {arch.model_type!r} (no per-tensor model)")
     if kernel == "math":
-        notes.append("attention: fp32 grouped-query SDPA on CUDA falls back to the math kernel (seq^2 probabilities)")
+        notes.append("attention: fp32 grouped-query SDPA on CUDA assumed to fall back to the math kernel (seq^2 "
+                     "probabilities; flash takes 16-bit only, memory-efficient no GQA): verify on a GPU")
     return Prediction(device=device, compute_dtype=str(compute).removeprefix("torch."), arch=arch, inventory=inv,
                       weights=weights, components=components, activation_parts=parts, peak=peak,
-                      host_load_bytes=host_load, flops=flops_per_step(cfg, arch, inv, checkpointing),
-                      checkpointing=checkpointing, attention_kernel=kernel, notes=notes)
+                      host_load_bytes=host_load, flops=flops_per_step(cfg, arch, inv, checkpointing, seq, causal_lm),
+                      checkpointing=checkpointing, attention_kernel=kernel, seq_len=seq, notes=notes)
 
 
 def weights_dtype_bytes(cfg: RunConfig) -> int:

@@ -1,10 +1,11 @@
 """The does-not-fit check bench.run makes before loading anything, on bench.estimate's memory model.
 
-`estimate(cfg, meta_model, compute, device)` is a drop-in for bench.preflight.estimate: the same keys
+`estimate(cfg, meta_model, compute, device)` (it replaced the first-order bench.preflight): keys
 (breakdown_bytes, needs_device_bytes, needs_host_bytes, host_available_bytes, device_available_bytes, fits,
-reason, model, device), the breakdown being the components present at the predicted peak, so it sums to
-needs_device_bytes. Added: params (exact, as the run will hold them), peak_phase, components (each at full
-size), weights_bytes (by storage), flops, notes.
+reason, model, device), the breakdown being the components present at the predicted training peak, so it
+sums to needs_device_bytes; a random-init QLoRA base materialised in 16 bits first is needs_host_bytes.
+Also: params (exact, as the run will hold them), peak_phase, components (each at full size), weights_bytes
+(by storage), flops, notes.
 """
 from __future__ import annotations
 
@@ -22,18 +23,15 @@ MODEL_NAME = "bench.estimate v1 (saved-tensor activation model, phase peak)"
 
 
 def breakdown(pred: Prediction) -> dict[str, int]:
-    """The six keys of bench.preflight's breakdown, at the predicted peak; runtime holds context and slack."""
+    """The six breakdown keys, at the predicted peak; runtime holds context and slack."""
     at = pred.peak.at_peak
     out = {key: int(at.get(key, 0)) for key in ("weights", "cast_copies", "gradients", "optimizer", "activations")}
     out["runtime"] = int(sum(pred.peak.runtime.values()))
-    host_extra = pred.peak_bytes - sum(out.values())
-    if host_extra > 0:  # CPU: materialising a random-init quantised model is the larger peak
-        out["weights"] += host_extra
     return out
 
 
 def from_prediction(pred: Prediction, device_available: int | None, host_available: int | None) -> dict[str, Any]:
-    need_device = int(pred.peak_bytes)
+    need_device = int(pred.peak.total)  # training; materialising a random-init quantised model is host_load
     host_load = pred.host_load_bytes
     result: dict[str, Any] = {
         "breakdown_bytes": breakdown(pred), "needs_device_bytes": need_device,
@@ -57,14 +55,18 @@ def from_prediction(pred: Prediction, device_available: int | None, host_availab
     return result
 
 
+def host_available_bytes() -> int | None:
+    from bench.trackers.memory import proc_kib_field
+
+    return proc_kib_field("/proc/meminfo", "MemAvailable")
+
+
 def estimate(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, device: str) -> dict[str, Any]:
-    """Drop-in for bench.preflight.estimate (same arguments, same keys, more detail)."""
+    """The preflight: predicted need vs what the device and host have now."""
     import torch
 
-    from bench import preflight
-
     pred = predict(cfg, meta_model, compute, device)
-    host = preflight.host_available_bytes()
+    host = host_available_bytes()
     if device == "cuda":
         device_available: int | None = int(torch.cuda.mem_get_info()[0])
     else:  # training on the host: the device is the host

@@ -35,6 +35,24 @@ def split_sweeps(overrides: list[str]) -> list[tuple[str, list[str]]]:
     return out
 
 
+def with_sweeper_params(overrides: list[str]) -> list[str]:
+    """An experiment's `hydra.sweeper.params` (e.g. +experiment=seed_tables) as leading sweep overrides, so
+    the estimate covers the grid `bench.run -m` would run; command-line keys win."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from bench.cli import CONF_DIR
+
+    if not any(o.lstrip("+").startswith("experiment=") for o in overrides):
+        return overrides
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        raw = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    params = OmegaConf.to_container(OmegaConf.select(raw, "hydra.sweeper.params") or {}, resolve=True)
+    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    return [f"{k}={v}" for k, v in params.items() if k not in given] + overrides
+
+
 def combinations(overrides: list[str]) -> Iterator[list[str]]:
     """Every combination of the sweep values, in command-line order (the last key varies fastest)."""
     choices = split_sweeps(overrides)

@@ -22,9 +22,10 @@ def cell_row(cfg: RunConfig, pred: Prediction, gpus: list[Gpu]) -> dict[str, Any
     params = pred.inventory.summary()
     at = pred.peak.at_peak
     row: dict[str, Any] = {
-        "method": m.name, "model": cfg.model.name, "bits": bits_label(cfg), "rank": getattr(m, "rank", None),
-        "optimizer": m.optimizer, "target": pred.device, "compute_dtype": pred.compute_dtype,
-        "batch_size": cfg.train.batch_size, "seq_len": cfg.train.seq_len, "grad_accum": cfg.train.grad_accum,
+        "method": m.name, "model": cfg.model.name, "bits": bits_label(cfg, pred.compute_dtype),
+        "rank": getattr(m, "rank", None), "optimizer": m.optimizer, "target": pred.device,
+        "compute_dtype": pred.compute_dtype,
+        "batch_size": cfg.train.batch_size, "seq_len": pred.seq_len, "grad_accum": cfg.train.grad_accum,
         "checkpointing": pred.checkpointing, "attention_kernel": pred.attention_kernel,
         "params_total": params["total"], "params_trainable": params["trainable"],
         "trainable_pct": round(params["trainable_pct"], 4), "peak_phase": pred.peak.phase,
@@ -47,17 +48,20 @@ def _dtype_bytes(name: str) -> int:
     return {"float32": 4, "bfloat16": 2, "float16": 2}.get(name, 2)
 
 
-def bits_label(cfg: RunConfig) -> int:
+def bits_label(cfg: RunConfig, compute_dtype: str) -> int:
+    """The blog's "Bits": the base weights' storage (mixed precision keeps fp32 master weights)."""
     m = cfg.method
     if m.base_bits < 16:
         return m.base_bits
     if m.name == "full" and getattr(m, "precision", "") == "mixed":
         return 32
-    return 16 if cfg.train.precision in ("auto", "bf16", "fp16") else 32
+    return 8 * _dtype_bytes(compute_dtype)
 
 
 def gb(value: float | None) -> str:
-    return "-" if value is None else f"{value / GB:.1f}"
+    if value is None:
+        return "-"
+    return f"{value / GB:.2f}" if value < 10 * GB else f"{value / GB:.1f}"
 
 
 def markdown(headers: list[str], rows: list[list[Any]]) -> str:
@@ -66,12 +70,18 @@ def markdown(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def cells_table(rows: list[dict[str, Any]]) -> str:
-    """Each component at its largest; `peak` is when they coexist (the phase named)."""
+def cells_table(rows: list[dict[str, Any]], floor_gpu: str | None = None) -> str:
+    """Each component at its largest; `peak` is when they coexist (the phase named). `floor_gpu`: a catalog
+    key whose step-time floor gets a column."""
     headers = ["method", "model", "bits", "trainable", "% trainable", "weights GB", "grads GB", "optimizer GB",
                "activations GB", "runtime GB", "peak GB", "peak during", "GFLOP/token"]
+    if floor_gpu:
+        headers.append(f"floor s/step {floor_gpu}")
     body = []
     for r in rows:
+        if "error" in r:
+            body.append([r["method"], r["model"], "-", f"not predicted: {r['error']}"] + [""] * (len(headers) - 4))
+            continue
         runtime = sum(r.get(f"{k}_bytes", 0) or 0 for k in ("cuda_context", "allocator_slack", "process_runtime",
                                                            "allocator_retention"))
         body.append([r["method"], r["model"], r["bits"], f"{r['params_trainable']:,}", f"{r['trainable_pct']:.3f}",
@@ -79,13 +89,16 @@ def cells_table(rows: list[dict[str, Any]]) -> str:
                      gb(r["optimizer_states_bytes"] + r["galore_projectors_bytes"]),
                      gb(r["activations_peak_bytes"] + r["cast_copies_bytes"]), gb(runtime), gb(r["peak_bytes"]),
                      r["peak_phase"].replace("_", " "), f"{r['model_flops_per_token'] / 1e9:.1f}"])
+        if floor_gpu:
+            floor = r.get(f"time_floor_s_{floor_gpu}")
+            body[-1].append("-" if floor is None else f"{floor:.3g}")
     return markdown(headers, body)
 
 
 def gpu_fit_table(rows: list[dict[str, Any]], gpus: list[Gpu]) -> str:
     headers = ["method", "bits", "model", "peak GB"] + [g.key for g in gpus] + ["smallest that fits"]
     body = []
-    for r in rows:
+    for r in (r for r in rows if "error" not in r):
         fits = [g for g in gpus if r["peak_bytes"] <= g.memory_bytes]
         smallest = min(fits, key=lambda g: g.memory_gb).name if fits else "none (shard or offload)"
         body.append([r["method"], r["bits"], r["model"], gb(r["peak_bytes"])]
