@@ -8,7 +8,12 @@ GLUE=${BENCH_GLUE_DIR:-../shared/data/glue}
 COMMON=(model=minilm task=sst2 task.data_dir=$GLUE task.max_length=64 train.batch_size=32 train.warmup_steps=5
         task.target=0.83 experiment_name=cpu-quality-sst2)
 run() { local t0=$SECONDS; HF_HUB_OFFLINE=1 python -m bench.run "${COMMON[@]}" "$@" 2>&1 | grep '^bench:'; echo "wall: $((SECONDS - t0)) s  ($*)"; }
+[ "${1:-all}" = rest ] || {
 run method=full   method.lr=1e-4 task.train_limit=4000 train.steps=125 task.eval_every=25
-run method=lora   method.lr=1e-3 task.train_limit=8000 train.steps=250 task.eval_every=50
 run method=galore method.lr=1e-4 task.train_limit=4000 train.steps=125 task.eval_every=25
-run method=qlora  method.lr=1e-3 method.rank=8 method.target_modules=qv task.train_limit=8000 train.steps=250 task.eval_every=50
+}
+# QLoRA with gradient checkpointing fails on this BERT encoder (kept: qlora-...-8ca98f0e56.json, status failed):
+# "a view of a leaf Variable that requires grad is being used in an in-place operation". Without it:
+run method=qlora  method.lr=1e-3 method.rank=8 method.target_modules=qv method.gradient_checkpointing=false task.train_limit=4000 train.steps=125 task.eval_every=25
+# LoRA: one epoch of 8,000 (250 steps, kept: lora-...-a9b48e95b1.json) reached 0.826; two epochs:
+run method=lora   method.lr=1e-3 task.train_limit=8000 train.steps=500 task.eval_every=100
