@@ -47,7 +47,8 @@ def _parent_record(cfg: RunConfig, status: str, error_type: str, message: str, s
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
             "experiment": cfg.experiment_name, "cell": cell_labels(cfg), "config": config,
             "config_hash": config_hash(config), "model": None, "setup": None, "params": None,
-            "preflight": None, "memory": None, "timing": None, "energy": None, "losses": [], "warnings": [],
+            "preflight": None, "memory": None, "timing": None, "energy": None, "quality": None, "data": None,
+            "losses": [], "warnings": [],
             "env": {"recorded_by": "bench.launcher (the cell's process wrote no record)"},
             "wall_seconds": seconds}
 
