@@ -74,6 +74,12 @@ def _forward_batches(model: torch.nn.Module, features: list[dict], batch_size: i
     from bench.tasks.features import iterate_batches
 
     model.eval()
+    for module in model.modules():
+        # bitsandbytes' CPU backend repacks a Linear4bit's weight for inference in eval mode and never packs it
+        # back, so training after an evaluation fails ("a view of a leaf Variable ... in-place operation").
+        # The layer has no train/eval behaviour of its own: keep it in training mode.
+        if type(module).__name__ == "Linear4bit":
+            module.train()
     amp = torch.autocast(device_type=device, dtype=autocast) if autocast else torch.autocast(device, enabled=False)
     with torch.no_grad(), amp:
         for batch in iterate_batches(features, batch_size, collate):

@@ -80,3 +80,14 @@ def test_random_init_text_task_needs_a_tokenizer(make_cfg):
         from bench.models import load_tokenizer
 
         load_tokenizer(make_cfg("model=tiny", "task=sst2").model)
+
+
+@needs_glue
+@needs_minilm
+def test_qlora_trains_after_an_evaluation(make_cfg):
+    """bitsandbytes' CPU backend repacks 4-bit weights in eval mode; training after a step-0 eval must work."""
+    cfg = make_cfg("method=qlora", "method.rank=8", "method.target_modules=qv", "task=sst2",
+                   f"task.data_dir={GLUE_DIR}", *TINY, "task.eval_every=1")
+    record, _ = run_cell(cfg)
+    assert record["status"] == "success", record["error"]
+    assert [p["step"] for p in record["quality"]["curve"]] == [0, 1, 2]
