@@ -10,7 +10,7 @@ import datasets
 import evaluate
 
 from .scores import accuracy, binary_f1, check_pairs, matthews_correlation, pearson, spearman
-from .specs import MetricSpec, spec_for
+from .specs import SpecBacked
 
 _DESCRIPTION = """GLUE (Wang et al. 2019) task metrics, computed without scipy/sklearn: Matthews correlation for
 CoLA; F1 of the positive class and accuracy for MRPC and QQP; Pearson and Spearman correlation for STS-B;
@@ -33,18 +33,8 @@ Returns: a dict; see bench/tasks/metrics/specs.py for the keys of each task. Fra
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _INPUTS)
-class GlueMetric(evaluate.Metric):
-    @property
-    def spec(self) -> MetricSpec:
-        return spec_for("glue_metric.py", self.config_name)
-
-    @property
-    def main(self) -> str:
-        return self.spec.main
-
-    @property
-    def higher_is_better(self) -> dict[str, bool]:
-        return self.spec.higher_is_better
+class GlueMetric(SpecBacked, evaluate.Metric):
+    MODULE = "glue_metric.py"
 
     def _info(self) -> evaluate.MetricInfo:
         dtype = "float64" if self.spec.config_name == "stsb" else "int64"

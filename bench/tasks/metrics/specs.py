@@ -58,3 +58,23 @@ def spec_for(module: str, config_name: str) -> MetricSpec:
             return spec
     known = sorted(s.config_name for s in METRICS.values() if s.module == module)
     raise ValueError(f"{module}: unknown config_name {config_name!r} (choose from {', '.join(known)})")
+
+
+class SpecBacked:
+    """The spec entry, main key and directions a metric module exposes (the class sets MODULE; evaluate
+    gives the instance its config_name)."""
+
+    MODULE = ""
+    config_name: str
+
+    @property
+    def spec(self) -> MetricSpec:
+        return spec_for(self.MODULE, self.config_name)
+
+    @property
+    def main(self) -> str:
+        return self.spec.main
+
+    @property
+    def higher_is_better(self) -> dict[str, bool]:
+        return self.spec.higher_is_better

@@ -11,7 +11,7 @@ import datasets
 import evaluate
 
 from .scores import squad_scores
-from .specs import MetricSpec, spec_for
+from .specs import SpecBacked
 
 _DESCRIPTION = """Exact match and token F1 (in percent) of extractive QA answers after the official SQuAD
 normalisation (lower-case; drop punctuation, the articles a/an/the, extra whitespace), each the maximum over a
@@ -39,18 +39,8 @@ Returns: v1 {"exact_match", "f1", "total"}; v2 {"exact", "f1", "total", "HasAns_
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _INPUTS)
-class SquadMetric(evaluate.Metric):
-    @property
-    def spec(self) -> MetricSpec:
-        return spec_for("squad_metric.py", self.config_name)
-
-    @property
-    def main(self) -> str:
-        return self.spec.main
-
-    @property
-    def higher_is_better(self) -> dict[str, bool]:
-        return self.spec.higher_is_better
+class SquadMetric(SpecBacked, evaluate.Metric):
+    MODULE = "squad_metric.py"
 
     def _info(self) -> evaluate.MetricInfo:
         self.spec  # unknown config_name -> ValueError at load time
