@@ -69,9 +69,8 @@ def _task(raw) -> None:  # raw: the composed DictConfig
     path = cell_record_path(cfg)
     if multirun and not cfg.force:
         earlier = sweep.previous(config_hash(to_dict(cfg)))
-        done = path.exists() and _succeeded(path, read_record)
-        if earlier or done:
-            record = read_record(path)
+        record = _existing_record(path, read_record)
+        if record is not None and (earlier or record["status"] == "success"):
             why = "done (success record exists)"
             if earlier:
                 why = f"same resolved config as {earlier['cell']}" + (
@@ -105,11 +104,14 @@ def _task(raw) -> None:  # raw: the composed DictConfig
     _exit_codes.append(0 if record["status"] in ("success", "skipped") else 1)
 
 
-def _succeeded(path, read) -> bool:
+def _existing_record(path, read) -> dict | None:
+    """The cell's record from an earlier run, read once; None when there is none (or it is unreadable)."""
+    if not path.exists():
+        return None
     try:
-        return read(path)["status"] == "success"
+        return read(path)
     except ValueError:
-        return False
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:
