@@ -97,7 +97,7 @@ def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "experiment": cfg.experiment_name, "cell": cell, "config": config, "config_hash": chash,
         "model": None, "setup": None, "params": None, "preflight": None, "memory": None, "timing": None,
-        "energy": None, "quality": None, "data": None,
+        "energy": None, "quality": None, "data": None, "state_bytes": None,
         "losses": [], "env": {}, "wall_seconds": 0.0,
     }
     path = record_path(cfg.results_dir, cfg.experiment_name, cell, chash)

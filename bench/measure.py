@@ -53,7 +53,7 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
 
     from bench import models, quality
     from bench.tasks import synthetic
-    from bench.train import StepLoop
+    from bench.train import StepLoop, optimizer_state_bytes
     from bench.trackers.energy import EnergyMeter
     from bench.trackers.memory import MemoryTracker
     from bench.trackers.params import count_parameters
@@ -105,6 +105,7 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
             bar.close()
         result = loop.result()
         record["losses"] = result.losses
+        record["state_bytes"] = {"gradients": loop.gradient_bytes, "optimizer": optimizer_state_bytes(optimizer)}
         n = max(result.measured_steps, 1)
         record["timing"] = summarize(result.step_times, t.warmup_steps, result.measured_samples / n,
                                      result.measured_tokens / n, result.measured_steps, result.measured_seconds)

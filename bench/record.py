@@ -102,6 +102,8 @@ class RunRecord(TypedDict, total=False):
     wall_seconds: float
     quality: dict[str, Any] | None  # text tasks (see README)
     data: dict[str, Any] | None
+    state_bytes: dict[str, int | None] | None  # measured: gradients live before the last warm-up step's
+    # optimizer step, and optimizer state tensors after training (bytes; None where not measured)
     repeats: dict[str, Any]  # repeats > 1: n, succeeded, runs (each repeat's headline figures), stats
     # (per metric: n, mean, stdev, ci95 [lo, hi], rel_ci95_half_width), representative
 

@@ -50,6 +50,7 @@ class StepLoop:
         self.train_seconds = 0.0
         self._samples = 0
         self._tokens: torch.Tensor | int = 0  # summed on the device: no sync per step
+        self.gradient_bytes: int | None = None  # read once, before the last warm-up step's optimizer step
 
     def _one_step(self, measured: bool) -> None:
         step_loss = None
@@ -64,6 +65,8 @@ class StepLoop:
                 loss = self.model(**batch).loss / self.grad_accum
             loss.backward()
             step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+        if self.step == self.warmup_steps - 1:  # untimed: a walk over the parameters
+            self.gradient_bytes = live_gradient_bytes(self.model)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self._losses.append(step_loss)
@@ -106,6 +109,27 @@ class StepLoop:
                            measured_seconds=self.measured_seconds,
                            measured_steps=max(0, self.step - self.warmup_steps), train_seconds=self.train_seconds,
                            measured_samples=self._samples, measured_tokens=int(self._tokens))
+
+
+def live_gradient_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the .grad tensors that exist now (none for parameters updated inside backward)."""
+    return sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
+
+
+def optimizer_state_bytes(optimizer: Any) -> int:
+    """Bytes of what the optimizer keeps per parameter (AdamW moments, 8-bit quantisation maps, GaLore's
+    projection matrices), each tensor counted once."""
+    optimizers = optimizer.per_param.values() if hasattr(optimizer, "per_param") else [optimizer]
+    seen: dict[int, int] = {}
+    for opt in optimizers:
+        for state in opt.state.values():
+            for value in state.values():
+                matrix = getattr(value, "ortho_matrix", None)  # galore-torch's projector object
+                parts = matrix if isinstance(matrix, (list, tuple)) else [matrix] if matrix is not None else [value]
+                for t in parts:
+                    if torch.is_tensor(t):
+                        seen.setdefault(id(t), t.numel() * t.element_size())
+    return sum(seen.values())
 
 
 def train_steps(model: torch.nn.Module, optimizer: Any, batches: Iterator[dict], *, steps: int,

@@ -35,11 +35,6 @@ class SteppedInBackward:
     def zero_grad(self, set_to_none: bool = True) -> None:
         pass
 
-    def state_tensors(self) -> Iterable[torch.Tensor]:
-        for opt in self.per_param.values():
-            for state in opt.state.values():
-                yield from (v for v in state.values() if torch.is_tensor(v))
-
 
 def enable_checkpointing(model: torch.nn.Module, input_grads: bool = False) -> None:
     """Activation (gradient) checkpointing, non-reentrant; a no-op on the meta device (planning).
