@@ -115,10 +115,13 @@ def build_model(cfg: RunConfig, device: str, weights_dtype: torch.dtype, meta: b
         transformers.logging.disable_progress_bar()
         return auto.from_pretrained(resolve_source(mcfg.source), config=config, **kwargs)
     torch.manual_seed(cfg.train.seed)
-    if bits < 16:  # random init in compute dtype on the host, then quantise while moving to the device
-        model = auto.from_config(config, **common)
-        quantize_linears(model, cfg)
-        return model.to(device)
+    if bits < 16:  # built on meta, then one weight at a time made on the device and quantised at once
+        with torch.device("meta"):
+            model = auto.from_config(config, **common)
+        std = float(getattr(config, "initializer_range", 0.02))
+        quantize_linears(model, cfg, device=device, std=std)
+        materialize_random(model, device, std)
+        return model
     with torch.device(device):
         return auto.from_config(config, **common)
 
@@ -151,9 +154,20 @@ def bnb_config(cfg: RunConfig) -> Any:
                               llm_int8_skip_modules=list(HEAD_MODULES))
 
 
-def quantize_linears(model: torch.nn.Module, cfg: RunConfig, skip: tuple[str, ...] = HEAD_MODULES) -> int:
-    """Swap every nn.Linear except `skip` for a bitsandbytes Linear4bit / Linear8bitLt holding the same
-    weights (quantised when moved to a device), as transformers' loader does for pretrained weights."""
+def random_tensor(shape: torch.Size, dtype: torch.dtype, device: str, std: float, kind: str) -> torch.Tensor:
+    """Random-init values: normal(0, std) for matrices, ones for norm weights, zeros for biases."""
+    data = torch.empty(shape, dtype=dtype, device=device)
+    if len(shape) >= 2:
+        return data.normal_(0.0, std)
+    return data.zero_() if kind == "bias" else data.fill_(1.0)
+
+
+def quantize_linears(model: torch.nn.Module, cfg: RunConfig, device: str, std: float,
+                     skip: tuple[str, ...] = HEAD_MODULES) -> int:
+    """Swap every nn.Linear of a meta-device model, except `skip`, for a bitsandbytes Linear4bit /
+    Linear8bitLt on `device`, one at a time: its random 16-bit weight is made and quantised at once, so
+    neither host nor device ever holds the whole 16-bit model (transformers' loader does the same for
+    pretrained weights, tensor by tensor)."""
     bnb = import_bitsandbytes()
     m = cfg.method
     swapped = 0
@@ -162,22 +176,47 @@ def quantize_linears(model: torch.nn.Module, cfg: RunConfig, skip: tuple[str, ..
             if type(child) is not torch.nn.Linear or child_name in skip or parent_name.split(".")[-1] in skip:
                 continue
             has_bias = child.bias is not None
+            weight = random_tensor(child.weight.shape, child.weight.dtype, device, std, "weight")
             if m.base_bits == 4:
                 new = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=has_bias,
-                                        compute_dtype=DTYPES[m.compute_dtype],
+                                        compute_dtype=DTYPES[m.compute_dtype], device="meta",
                                         compress_statistics=m.double_quant, quant_type=m.quant_type)
-                new.weight = bnb.nn.Params4bit(child.weight.data, requires_grad=False, blocksize=64,
+                new.weight = bnb.nn.Params4bit(weight, requires_grad=False, blocksize=64,
                                                compress_statistics=m.double_quant, quant_type=m.quant_type)
-            else:
+            else:  # Int8Params quantises when it moves from the host to the GPU
                 new = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=has_bias,
-                                          has_fp16_weights=False, threshold=6.0)
-                new.weight = bnb.nn.Int8Params(child.weight.data, requires_grad=False, has_fp16_weights=False)
+                                          has_fp16_weights=False, threshold=6.0, device="meta")
+                new.weight = bnb.nn.Int8Params(weight.cpu() if device != "cpu" else weight, requires_grad=False,
+                                               has_fp16_weights=False)
             if has_bias:
-                new.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
-            setattr(parent, child_name, new)
+                new.bias = torch.nn.Parameter(random_tensor(child.bias.shape, child.bias.dtype, device, std, "bias"),
+                                              requires_grad=False)
+            setattr(parent, child_name, new.to(device))  # Params4bit / Int8Params quantise in .to()
             swapped += 1
     setattr(model, f"is_loaded_in_{m.base_bits}bit", True)  # what peft's kbit preparation looks for
     return swapped
+
+
+def materialize_random(model: torch.nn.Module, device: str, std: float) -> None:
+    """Give every parameter still on the meta device random values on `device` (shared parameters, e.g.
+    tied embeddings, stay shared) and rebuild rotary embeddings, whose buffers are computed at init."""
+    made: dict[int, torch.nn.Parameter] = {}
+    for module in model.modules():
+        for name, param in list(module.named_parameters(recurse=False)):
+            if param.device.type != "meta":
+                continue
+            if id(param) not in made:
+                made[id(param)] = torch.nn.Parameter(random_tensor(param.shape, param.dtype, device, std, name),
+                                                     requires_grad=param.requires_grad)
+            setattr(module, name, made[id(param)])
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if type(child).__name__.endswith("RotaryEmbedding") and hasattr(child, "config"):
+                with torch.device(device):
+                    setattr(parent, child_name, type(child)(config=child.config))
+    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
+    if left:
+        raise RuntimeError(f"random init left tensors on the meta device: {left[:5]}")
 
 
 def describe(model_cfg: ModelConfig, config: Any) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 # Run from the repository root on the GPU machine; records go to results/gpu-<gpu>/ (e.g. gpu-h100).
 #
 #   bash benchmarks/gpu_truth.sh 1|2|3 [ARCHIVE_DIR]
-#     1  the 1B cells; the 7B LoRA and QLoRA cells x 3 repeats; harness overhead (trackers on vs off, 7B LoRA)
-#     2  the 7B full and GaLore cells x 3 repeats; the 3B and 8B cells
-#     3  the 13B and 70B cells; bench's loop vs the transformers Trainer (7B LoRA); the GPU tests
+#     1  GPU and versions, SVD cost; the 1B cells; the 7B LoRA cell x 3 repeats
+#     2  the 7B QLoRA cell x 3 repeats; harness overhead (trackers on vs off) and bench's loop vs the
+#        transformers Trainer, both on the 7B LoRA cell; 7B full; full in pure bf16 at 1B and 3B; 3B cells
+#     3  8B, 13B and 70B cells (full, LoRA, QLoRA); GaLore at 3B and 7B; the GPU tests
 #   ARCHIVE_DIR (e.g. $OUT): where part N leaves results-N.tgz (records, logs, benchmark rows)
 #
 # Offline machine: bring the missing wheels (../shared/device/README.md) in .whl; they are installed into
@@ -51,23 +52,24 @@ for shape in [(4096, 4096), (4096, 11008)]:  # what GaLore's projection refresh 
     print(f"svd fp32 {shape}: {time.perf_counter() - t:.3f} s")
 EOF
     sweep grid-1b model=1b
-    sweep repeats-7b-lora-qlora model=7b method=lora_all,qlora repeats=3
-    step overhead-7b python3 benchmarks/overhead.py --methods lora_all --rounds 5 --steps 10 \
-      --json "$logs/overhead-7b.json" -- "${lora7b[@]:1}"
+    sweep repeats-7b-lora model=7b method=lora_all repeats=3
     ;;
   2)
-    sweep repeats-7b-full-galore model=7b method=full,galore repeats=3
-    sweep grid-3b-8b model=3b,8b
-    ;;
-  3)
-    sweep grid-13b-70b model=13b,70b
-    for i in 1 2; do
-      for loop in native trainer; do
-        step "trainer-vs-native-$loop-$i" python3 benchmarks/trainer_vs_native.py --loop $loop \
-          --json "$logs/loop-$loop-$i.json" -- "${lora7b[@]}"
-      done
+    sweep repeats-7b-qlora model=7b method=qlora repeats=3
+    step overhead-7b python3 benchmarks/overhead.py --methods lora_all --rounds 3 --steps 10 \
+      --json "$logs/overhead-7b.json" -- "${lora7b[@]:1}"
+    for loop in native trainer; do
+      step "trainer-vs-native-$loop" python3 benchmarks/trainer_vs_native.py --loop $loop \
+        --json "$logs/loop-$loop.json" -- "${lora7b[@]}"
     done
     python3 benchmarks/trainer_vs_native.py --table "$logs"/loop-*.json | tee "$logs/trainer-vs-native.md"
+    sweep full-7b model=7b method=full
+    sweep full-pure-1b-3b model=1b,3b method=full method.precision=pure
+    sweep grid-3b model=3b method=full,lora_all,qlora
+    ;;
+  3)
+    sweep grid-8b-13b-70b model=8b,13b,70b method=full,lora_all,qlora
+    sweep galore-3b-7b model=3b,7b method=galore
     step gpu-tests python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
     ;;
   *) echo "part must be 1, 2 or 3" >&2; exit 2 ;;

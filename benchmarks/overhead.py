@@ -44,7 +44,7 @@ def measure(method_name: str, overrides: list[str], rounds: int, steps: int) -> 
 
     cfg = compose([f"method={method_name}", *overrides])
     device = models.resolve_device(cfg.device)
-    method = methods.get(method_name)
+    method = methods.get(cfg.method.name)  # a method option (lora_all) names its module (lora)
     compute = models.train_dtype(cfg.train.precision, device)
     torch.manual_seed(cfg.train.seed)
     model = method.wrap(models.build_model(cfg, device, method.weights_dtype(cfg, compute)), cfg)
