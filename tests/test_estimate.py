@@ -271,7 +271,17 @@ def test_preflight_refuses_13b_qlora_on_an_8gb_host(monkeypatch):
     compute = compute_dtype_for(cfg, "cpu")
     result = estimate_preflight.estimate(cfg, build_meta_model(cfg, compute), compute, "cpu")
     assert not result["fits"] and result["reason"].startswith("needs ~") and "have 8.0 GB" in result["reason"]
-    assert "materialise the random-init weights" in result["reason"]  # 13B in bf16 before quantisation
+    assert "to train on cpu" in result["reason"]  # training; the base is quantised weight by weight
+    assert result["needs_host_bytes"] == result["needs_device_bytes"]  # on the CPU the device is the host
+
+
+def test_random_init_qlora_70b_needs_no_16bit_copy_on_the_host(monkeypatch):
+    from bench.estimate import preflight as estimate_preflight
+
+    pred = predict_cell(cfg_of("method=qlora", "model=70b", "method.rank=16"), "cuda")
+    assert pred.host_load_bytes == 0  # made and quantised on the GPU weight by weight
+    result = estimate_preflight.from_prediction(pred, device_available=80 * 10**9, host_available=16 * 10**9)
+    assert result["fits"], result["reason"]
 
 
 def test_flops_per_token_follow_6n_and_4n_for_llama2_7b():

@@ -134,10 +134,9 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
                   "loss_logit_gradients": totals["loss"],
                   "backward_work": totals["work"], "cast_copies": cast_copies, **peak.runtime}
     host_load = 0
-    if m.base_bits < 16 and not cfg.model.pretrained:  # random init materialised in 16 bits, then quantised
-        quantised = sum(r.numel for r in inv.rows if r.kind == "quantized")
-        other = sum(r.numel * 4 for r in inv.rows if r.kind == "base")
-        host_load = int(quantised * weights_dtype_bytes(cfg) + other)
+    if m.base_bits == 8 and device == "cuda":  # LLM.int8 weights are quantised on their way from the host
+        host_load = int(max((r.numel for r in inv.rows if r.kind == "quantized"), default=0)
+                        * weights_dtype_bytes(cfg))  # one 16-bit weight at a time (bench.models.quantize_linears)
     notes = list(inv.notes)
     if not arch.detailed and not arch.encoder:
         notes.append(f"activations: coarse rule for model_type {arch.model_type!r} (no per-tensor model)")

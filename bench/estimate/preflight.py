@@ -3,7 +3,8 @@
 `estimate(cfg, meta_model, compute, device)` (it replaced the first-order bench.preflight): keys
 (breakdown_bytes, needs_device_bytes, needs_host_bytes, host_available_bytes, device_available_bytes, fits,
 reason, model, device), the breakdown being the components present at the predicted training peak, so it
-sums to needs_device_bytes; a random-init QLoRA base materialised in 16 bits first is needs_host_bytes.
+sums to needs_device_bytes; needs_host_bytes is what the host holds on the way (a random-init quantised base
+is made one weight at a time, so only a transient).
 Also: params (exact, as the run will hold them), peak_phase, components (each at full size), weights_bytes
 (by storage), flops, notes.
 """
@@ -31,7 +32,7 @@ def breakdown(pred: Prediction) -> dict[str, int]:
 
 
 def from_prediction(pred: Prediction, device_available: int | None, host_available: int | None) -> dict[str, Any]:
-    need_device = int(pred.peak.total)  # training; materialising a random-init quantised model is host_load
+    need_device = int(pred.peak.total)  # training; host_load: what passes through the host while loading
     host_load = pred.host_load_bytes
     result: dict[str, Any] = {
         "breakdown_bytes": breakdown(pred), "needs_device_bytes": need_device,
@@ -47,8 +48,7 @@ def from_prediction(pred: Prediction, device_available: int | None, host_availab
                        f"have {device_available / GB:.1f} GB")
     host_need = result["needs_host_bytes"]
     if host_available is not None and host_need > host_available and (pred.device == "cuda" or host_load > need_device):
-        why = " to materialise the random-init weights before quantisation" if host_load >= need_device else ""
-        reasons.append(f"needs ~{host_need / GB:.1f} GB of host memory{why}, have {host_available / GB:.1f} GB "
+        reasons.append(f"needs ~{host_need / GB:.1f} GB of host memory, have {host_available / GB:.1f} GB "
                        f"(training itself: ~{need_device / GB:.1f} GB)")
     result["fits"] = not reasons
     result["reason"] = "; ".join(reasons) or None
