@@ -1,0 +1,200 @@
+"""Find, read, check and flatten run records. A file that is not a usable record of schema 1 is skipped with
+one warning line naming it; nothing here raises on bad record content.
+
+A flattened record (`Rec.flat`) holds the figures the report shows, in the record's own units (bytes,
+seconds, the metric's own scale), keyed as in `COLUMNS`; `records.csv` is these rows.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.record import read_record
+
+GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli")
+SQUAD_TASKS = ("squad", "squad_v2")
+PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "galore-torch", "accelerate", "datasets", "evaluate")
+
+COLUMNS = (
+    "id", "file", "experiment", "created_at", "status", "error_type", "error", "label", "group",
+    "method", "model", "task", "rank", "bits", "optimizer", "model_nominal_size", "model_init",
+    "params_total", "params_trainable", "trainable_pct", "device", "batch_size", "seq_len", "grad_accum",
+    "train_steps",
+    "gradient_checkpointing", "compute_dtype", "weights_dtype",
+    "peak_bytes", "peak_source", "peak_over_baseline_bytes", "torch_max_allocated_bytes",
+    "torch_max_reserved_bytes", "nvml_device_peak_bytes",
+    "est_needs_device_bytes", "est_needs_host_bytes", "est_fits", "est_reason", "est_device",
+    "est_weights_bytes", "est_cast_copies_bytes", "est_gradients_bytes", "est_optimizer_bytes",
+    "est_activations_bytes", "est_runtime_bytes",
+    "steps_per_s", "steps_per_s_mean", "steps_per_s_ci95_lo", "steps_per_s_ci95_hi", "tokens_per_s",
+    "samples_per_s", "step_p50_s", "step_p90_s", "measured_steps", "train_seconds",
+    "repeats_n", "repeats_succeeded", "peak_bytes_mean",
+    "quality_metric", "quality_main", "quality_main_mean", "quality_score", "steps_to_target", "seconds_to_target",
+    "energy_joules_per_step", "gpu_name", "gpu_memory_bytes", "gpu_driver", "gpu_cuda", "cpu_model",
+    "cpu_cores", "host_memory_bytes", *(f"pkg_{p.replace('-', '_')}" for p in PACKAGES), "python",
+    "git_sha", "git_dirty", "config_hash", "wall_seconds",
+)
+
+
+class ReportInputError(Exception):
+    """Bad input to the report (a missing directory, no records): one line, exit status 2."""
+
+
+@dataclass
+class Rec:
+    path: Path
+    raw: dict[str, Any]
+    flat: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.flat.get(key)
+
+    @property
+    def ok(self) -> bool:
+        return self.flat["status"] == "success"
+
+
+def get(data: Any, *keys: str) -> Any:
+    """data[k1][k2]... or None where a level is missing or not a mapping."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if value == value else None  # NaN -> None
+
+
+def integer(value: Any) -> int | None:
+    return int(value) if num(value) is not None and float(value).is_integer() else None
+
+
+def text(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+def first_line(value: str | None, limit: int = 300) -> str | None:
+    lines = (value or "").strip().splitlines()
+    return lines[0][:limit] if lines else None
+
+
+def find_record_files(dirs: list[str | Path]) -> list[Path]:
+    """Every *.json under the given directories, hidden files and folders (.hydra, temp files) and `logs/`
+    folders (benchmark scripts' output kept beside the records, e.g. results/gpu-h100/logs) left out."""
+    files: list[Path] = []
+    for d in map(Path, dirs):
+        if not d.is_dir():
+            raise ReportInputError(f"{d}: no such directory")
+        found = sorted(p for p in d.rglob("*.json")
+                       if not any(part.startswith(".") or part == "logs" for part in p.relative_to(d).parts[:-1])
+                       and not p.name.startswith("."))
+        files += found
+    if not files:
+        raise ReportInputError(f"{', '.join(map(str, dirs))}: no records (*.json) found")
+    return files
+
+
+def warn_stderr(message: str) -> None:
+    print(f"bench.report: warning: {message}", file=sys.stderr)
+
+
+def load_records(dirs: list[str | Path], warn: Callable[[str], None] = warn_stderr) -> list[Rec]:
+    records = []
+    for path in find_record_files(dirs):
+        try:
+            raw = read_record(path)
+            cell = raw.get("cell")
+            if not isinstance(cell, dict) or not text(cell.get("method")) or not text(cell.get("model")):
+                raise ValueError(f"{path}: no cell.method / cell.model")
+            records.append(Rec(path, raw, flatten(raw, path)))
+        except Exception as exc:  # noqa: BLE001  a record the report can't read is skipped, never a crash
+            message = (str(exc).splitlines() or [type(exc).__name__])[0].removeprefix(f"{path}: ")
+            warn(f"skipping {path}: {message}")
+    if not records:
+        raise ReportInputError(f"{', '.join(map(str, dirs))}: no usable records (all skipped)")
+    return records
+
+
+def _phase_max(memory: Any, key: str) -> int | None:
+    phases = get(memory, "phases")
+    values = [integer(p.get(key)) for p in (phases.values() if isinstance(phases, dict) else ()) if isinstance(p, dict)]
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
+
+
+def quality_score(task: str | None, main: float | None) -> float | None:
+    """One 0-100 scale: GLUE scores are fractions (x100), SQuAD's are already percentages."""
+    if main is None:
+        return None
+    return main if task in SQUAD_TASKS else 100.0 * main
+
+
+def flatten(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    cell, memory, timing, pre = raw.get("cell") or {}, raw.get("memory"), raw.get("timing"), raw.get("preflight")
+    setup, params, env, quality = raw.get("setup"), raw.get("params"), raw.get("env"), raw.get("quality")
+    stats = get(raw, "repeats", "stats") or {}
+    ci = get(stats, "steps_per_s", "ci95")
+    ci = ci if isinstance(ci, list) and len(ci) == 2 else [None, None]
+    task = text(cell.get("task")) or text(get(quality, "task"))
+    main = num(get(quality, "main"))
+    breakdown = get(pre, "breakdown_bytes") or {}
+    gpu = get(env, "gpu") if isinstance(get(env, "gpu"), dict) else {}
+    flat: dict[str, Any] = {
+        "file": str(path), "experiment": text(raw.get("experiment")), "created_at": text(raw.get("created_at")),
+        "status": raw["status"], "error_type": text(get(raw, "error", "type")),
+        "error": first_line(text(get(raw, "error", "message"))),
+        "method": text(cell.get("method")), "model": text(cell.get("model")), "task": task,
+        "rank": integer(cell.get("rank")), "bits": integer(cell.get("bits")), "optimizer": text(cell.get("optimizer")),
+        "model_nominal_size": text(get(raw, "model", "nominal_size")), "model_init": text(get(raw, "model", "init")),
+        "params_total": integer(get(params, "total")), "params_trainable": integer(get(params, "trainable")),
+        "trainable_pct": num(get(params, "trainable_pct")),
+        "device": text(get(setup, "device")) or text(get(memory, "device")) or ("cuda" if gpu else "cpu"),
+        "batch_size": integer(get(setup, "batch_size")),
+        # text tasks: examples are tokenised to at most task.max_length (train.seq_len is for synthetic tokens)
+        "seq_len": integer(get(setup, "seq_len")) if task in (None, "synthetic")
+        else integer(get(raw, "config", "task", "max_length")) or integer(get(setup, "seq_len")),
+        "grad_accum": integer(get(setup, "grad_accum")),
+        "train_steps": integer(get(raw, "config", "train", "steps")),
+        "gradient_checkpointing": get(setup, "gradient_checkpointing"),
+        "compute_dtype": text(get(setup, "compute_dtype")), "weights_dtype": text(get(setup, "weights_dtype")),
+        "peak_bytes": integer(get(memory, "peak_bytes")), "peak_source": text(get(memory, "peak_source")),
+        "peak_over_baseline_bytes": integer(get(memory, "peak_over_baseline_bytes")),
+        "torch_max_allocated_bytes": _phase_max(memory, "torch_max_allocated"),
+        "torch_max_reserved_bytes": _phase_max(memory, "torch_max_reserved"),
+        "nvml_device_peak_bytes": _phase_max(memory, "nvml_device_peak"),
+        "est_needs_device_bytes": integer(get(pre, "needs_device_bytes")),
+        "est_needs_host_bytes": integer(get(pre, "needs_host_bytes")),
+        "est_fits": get(pre, "fits") if isinstance(get(pre, "fits"), bool) else None,
+        "est_reason": text(get(pre, "reason")), "est_device": text(get(pre, "device")),
+        **{f"est_{k}_bytes": integer(breakdown.get(k)) if isinstance(breakdown, dict) else None
+           for k in ("weights", "cast_copies", "gradients", "optimizer", "activations", "runtime")},
+        "steps_per_s": num(get(timing, "steps_per_s")), "steps_per_s_mean": num(get(stats, "steps_per_s", "mean")),
+        "steps_per_s_ci95_lo": num(ci[0]), "steps_per_s_ci95_hi": num(ci[1]),
+        "tokens_per_s": num(get(timing, "tokens_per_s")), "samples_per_s": num(get(timing, "samples_per_s")),
+        "step_p50_s": num(get(timing, "step_p50_s")), "step_p90_s": num(get(timing, "step_p90_s")),
+        "measured_steps": integer(get(timing, "measured_steps")), "train_seconds": num(get(timing, "train_seconds")),
+        "repeats_n": integer(get(raw, "repeats", "n")), "repeats_succeeded": integer(get(raw, "repeats", "succeeded")),
+        "peak_bytes_mean": num(get(stats, "peak_bytes", "mean")),
+        "quality_metric": text(get(quality, "main_metric")), "quality_main": main,
+        "quality_main_mean": num(get(stats, "quality_main", "mean")), "quality_score": quality_score(task, main),
+        "steps_to_target": integer(get(quality, "steps_to_target")),
+        "seconds_to_target": num(get(quality, "seconds_to_target")),
+        "energy_joules_per_step": num(get(raw, "energy", "joules_per_step")),
+        "gpu_name": text(get(gpu, "name")), "gpu_memory_bytes": integer(get(gpu, "memory_bytes")),
+        "gpu_driver": text(get(gpu, "driver")), "gpu_cuda": text(get(gpu, "cuda")),
+        "cpu_model": text(get(env, "cpu", "model")), "cpu_cores": integer(get(env, "cpu", "affinity"))
+        or integer(get(env, "cpu", "cores")), "host_memory_bytes": integer(get(env, "cpu", "memory_bytes")),
+        **{f"pkg_{p.replace('-', '_')}": text(get(env, "packages", p)) for p in PACKAGES},
+        "python": text(get(env, "python")), "git_sha": text(get(env, "git", "sha")),
+        "git_dirty": get(env, "git", "dirty"), "config_hash": text(raw.get("config_hash")),
+        "wall_seconds": num(raw.get("wall_seconds")),
+    }
+    return {key: flat.get(key) for key in COLUMNS}

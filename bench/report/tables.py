@@ -1,0 +1,188 @@
+"""Memory and speed tables of one hardware group: per method, the memory matrix, the speed matrix, and the
+records index. Comparisons (vs full fine-tuning, vs LoRA) are only made between records of the same group,
+model and workload (task, batch, sequence length); an outcome that is not a success shows as such."""
+from __future__ import annotations
+
+from bench.report.cells import (NA, PEAK_SOURCES, Cell, Table, estimate_bytes, failure_cell, gb, model_header,
+                                na, none, outcome, outcome_kind, quality_text, sig, signed_pct, steps_text,
+                                steps_value)
+from bench.report.groups import Group, method_base, method_sort_key, model_params, workload, workload_title
+from bench.report.load import Rec
+
+DOWN, UP = "\u2193", "\u2191"
+
+
+def reference(group: Group, rec: Rec, base: str) -> Rec | None:
+    """The full-FT (base 'full') or LoRA (base 'lora') record to compare `rec` with: same model and workload;
+    a success first, lowest rank, then the lowest id."""
+    same = [r for r in group.records if r["model"] == rec["model"] and workload(r) == workload(rec)
+            and method_base(r) == base]
+    same.sort(key=lambda r: (not r.ok, r["rank"] or 0, r["id"]))
+    return same[0] if same else None
+
+
+def _relative(rec: Rec, ref: Rec | None, base: str, value, invert: bool = False) -> Cell:
+    """The change from the reference record in %, or why there is none."""
+    name = "full FT" if base == "full" else "LoRA"
+    if ref is None:
+        return na(f"no {name} record")
+    if ref is rec:
+        return Cell("(ref.)", ref["id"])
+    if method_base(rec) == base:  # another run of the reference method: no "LoRA vs LoRA"
+        return na(f"a {name} run", ref["id"])
+    if not ref.ok:  # grey, not red: this row is fine, its reference is not
+        return Cell(f"n/a ({name} {outcome(ref)})", ref["id"], "none")
+    mine, theirs = value(rec), value(ref)
+    if not rec.ok or mine is None or not theirs:
+        return na()
+    change = 100.0 * (1.0 - mine / theirs) if invert else 100.0 * (mine / theirs - 1.0)
+    return Cell(signed_pct(change), ref["id"])
+
+
+def _estimate_only(rec: Rec) -> Cell:
+    """The peak column of a row whose status column already says what happened."""
+    est = estimate_bytes(rec)
+    return Cell(f"est. {gb(est)}", rec["id"], "est") if est else na()
+
+
+def peak_note(group: Group) -> str:
+    sources = sorted({r["peak_source"] for r in group.records if r["peak_source"]})
+    return "; ".join(PEAK_SOURCES.get(s, s) for s in sources) or "no measured peak"
+
+
+def per_method(group: Group) -> Table:
+    cuda = group.device == "cuda"
+    columns = ["Method", "Model", "Task", "Status", f"Peak memory (GB) {DOWN}"]
+    columns += ([f"torch reserved (GB) {DOWN}", f"torch allocated (GB) {DOWN}"] if cuda
+                else [f"Peak over baseline (GB) {DOWN}"])
+    columns += [f"Memory reduction vs full FT {UP}", f"Steps/s {UP}", f"Speed vs LoRA {UP}", f"Tokens/s {UP}",
+                "Trainable params (%)", "Steps trained", f"Quality (0-100) {UP}", "Record"]
+    note = (f"Peak memory: {peak_note(group)}. Memory reduction = 1 - peak / full fine-tuning's peak (same model "
+            "and workload; + = less memory, \u2212 = more). Speed vs LoRA = steps/s / LoRA's - 1 (+ = faster). "
+            "Steps/s with repeats: mean \u00b1 95% CI half-width. Quality: the task's main metric, 0-100.")
+    if cuda:
+        note += " torch reserved / allocated: the allocator's pool / live tensors at their peak (max over phases)."
+    else:
+        note += " Peak over baseline: the growth over the resident set before the model loaded."
+    table = Table(f"per-method-{group.slug}", "Per method", note,
+                  columns, cell_refs=False)
+    for rec in group.records:
+        ok = rec.ok
+        row = [Cell(rec["label"]), Cell(model_header(group.records, rec["model"])), Cell(str(rec["task"])),
+               Cell("success", rec["id"]) if ok else failure_cell(rec),
+               Cell(gb(rec["peak_bytes"]), rec["id"]) if ok else _estimate_only(rec)]
+        if cuda:
+            row += [Cell(gb(rec["torch_max_reserved_bytes"]) if ok else NA, rec["id"]),
+                    Cell(gb(rec["torch_max_allocated_bytes"]) if ok else NA, rec["id"])]
+        else:
+            row.append(Cell(gb(rec["peak_over_baseline_bytes"]) if ok else NA, rec["id"]))
+        row += [_relative(rec, reference(group, rec, "full"), "full", lambda r: r["peak_bytes"], invert=True),
+                Cell(steps_text(rec) if ok else NA, rec["id"]),
+                _relative(rec, reference(group, rec, "lora"), "lora", steps_value),
+                Cell(sig(rec["tokens_per_s"]) if ok else NA, rec["id"]),
+                Cell(f"{rec['trainable_pct']:.3g}%" if rec["trainable_pct"] is not None else NA, rec["id"]),
+                Cell(str(rec["train_steps"]) if ok and rec["train_steps"] is not None else NA, rec["id"]),
+                Cell(quality_text(rec) if ok else NA, rec["id"]),
+                Cell(f"#{rec['id']}", rec["id"])]
+        for c in row:
+            if c.text == NA:
+                c.kind = "none"
+        table.rows.append(row)
+    table.footnotes = reference_notes(group)
+    return table
+
+
+def reference_notes(group: Group) -> list[str]:
+    """Which record is the reference where a model and workload has more than one full-FT or LoRA record."""
+    notes = []
+    for base, name in (("full", "full FT"), ("lora", "LoRA")):
+        seen = set()
+        for rec in group.records:
+            key = (rec["model"], workload(rec))
+            same = [r for r in group.records if (r["model"], workload(r)) == key and method_base(r) == base]
+            if len(same) > 1 and key not in seen:
+                seen.add(key)
+                ref = reference(group, rec, base)
+                notes.append(f"{name} reference for {model_header(group.records, key[0])} \u00b7 "
+                             f"{workload_title(key[1])}: #{ref['id']} ({ref['label']}), of {len(same)} {name} records.")
+    return notes
+
+
+def columns_of(group: Group) -> tuple[list[str], list[tuple[str, tuple]], str]:
+    """Method labels in method order; (model, workload) pairs by model size; and the table title suffix. With
+    one workload in the group its description goes in the title, else into each model's heading."""
+    ordered = sorted(group.records, key=lambda r: (method_sort_key(r), r["label"]))
+    labels = list(dict.fromkeys(r["label"] for r in ordered))
+    pairs = sorted({(r["model"], workload(r)) for r in group.records},
+                   key=lambda p: (model_params(group.records, p[0]), p[0], str(p[1])))
+    workloads = {wl for _, wl in pairs}
+    suffix = f" ({workload_title(next(iter(workloads)))})" if len(workloads) == 1 else ""
+    return labels, pairs, suffix
+
+
+def pair_header(group: Group, pair: tuple[str, tuple], single_workload: bool) -> str:
+    model, wl = pair
+    head = model_header(group.records, model)
+    return head if single_workload else f"{head} \u00b7 {workload_title(wl)}"
+
+
+def _joined(cells: list[Cell]) -> Cell:
+    """Several records for one matrix cell (never averaged): all of them, ' / '-separated."""
+    if len(cells) == 1:
+        return cells[0]
+    kinds = {c.kind for c in cells}
+    return Cell(" / ".join(f"{c.text} [#{c.ref}]" for c in cells), None, kinds.pop() if len(kinds) == 1 else "value")
+
+
+def _matrix_cells(group: Group, label: str, pair: tuple[str, tuple], make) -> Cell:
+    cells = [make(r) for r in group.records if r["label"] == label and (r["model"], workload(r)) == pair]
+    return _joined(cells) if cells else none()
+
+
+def memory_matrix(group: Group) -> Table:
+    labels, pairs, suffix = columns_of(group)
+    table = Table(f"memory-{group.slug}", f"Peak memory, method x model{suffix}",
+                  f"GB {DOWN} (lower is better). Measured: {peak_note(group)}. Where a cell was not measured, the "
+                  "preflight estimate stored in its record is shown as 'est.' next to the outcome"
+                  + ("" if group.device == "cuda" else " (on a CPU: the host memory the cell needs, materialising a "
+                     "random-init base before quantisation included)") + ". \u2014 = no record.",
+                  ["Method"] + [pair_header(group, p, bool(suffix)) for p in pairs])
+
+    def make(r: Rec) -> Cell:
+        return Cell(gb(r["peak_bytes"]), r["id"]) if r.ok else failure_cell(r, with_estimate=True)
+
+    table.rows = [[Cell(label)] + [_matrix_cells(group, label, p, make) for p in pairs] for label in labels]
+    return table
+
+
+def speed_matrix(group: Group) -> Table:
+    labels, pairs, suffix = columns_of(group)
+    table = Table(f"speed-{group.slug}", f"Training speed, model x method{suffix}",
+                  f"Steps/s {UP} (higher is better; one step = one optimizer step). In brackets: vs LoRA on the same "
+                  "model and workload (+ = faster than LoRA). With repeats: mean \u00b1 95% CI half-width. "
+                  "\u2014 = no record.", ["Model"] + labels)
+
+    def make(r: Rec) -> Cell:
+        if not r.ok:
+            return failure_cell(r)
+        diff = _relative(r, reference(group, r, "lora"), "lora", steps_value)
+        suffix = f" ({diff.text} vs LoRA)" if diff.kind == "value" and diff.text != "(ref.)" else ""
+        return Cell(steps_text(r) + suffix, r["id"])
+
+    table.rows = [[Cell(pair_header(group, p, bool(suffix)))]
+                  + [_matrix_cells(group, label, p, make) for label in labels] for p in pairs]
+    return table
+
+
+def records_index(records: list[Rec]) -> Table:
+    table = Table("records", "Records", "Every record in this report, by id; the CSV has every figure of each.",
+                  ["#", "Cell", "Model", "Task", "Status", "Error / reason", "Estimate (GB)", "File"],
+                  cell_refs=False)
+    for rec in records:
+        reason = rec["error"] or ""
+        table.rows.append([Cell(f"#{rec['id']}", rec["id"]), Cell(rec["label"]), Cell(str(rec["model"])),
+                           Cell(str(rec["task"])),
+                           Cell(rec["status"], None, "value" if rec.ok else outcome_kind(rec)),
+                           Cell(reason), Cell(gb(estimate_bytes(rec)), None, "est") if estimate_bytes(rec) else na(),
+                           Cell(rec["file"])])
+    return table
