@@ -3,7 +3,12 @@
     nox -s tests     the default (CPU, fast) test suite
     nox -s slow      the opt-in slower CPU tests
     nox -s bench     benchmarks: harness overhead (trackers on vs off), isolation cost (launcher vs bare loop)
+    nox -s report    rebuild reports/<experiment>/ from every results/<experiment>/ that holds records
+    nox -s regress   CPU regression gate: bench.compare's tests, then the ci_cpu sweep vs the committed baseline
+    nox -s gpu       GPU gate as .github/workflows/gpu-bench.yml runs it: GPU tests, ci_gpu sweep vs baseline
 """
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests"]
@@ -33,3 +38,44 @@ def bench(session: nox.Session) -> None:
     _install(session)
     session.run("python", "benchmarks/overhead.py", *session.posargs, env=ENV)
     session.run("python", "benchmarks/isolation.py", env=ENV)
+
+
+def _has_records(folder: Path) -> bool:
+    return any(not any(part.startswith(".") for part in p.relative_to(folder).parts) for p in folder.rglob("*.json"))
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """bench.report imports no torch: bench without its dependencies, plus matplotlib and PyYAML, is enough."""
+    session.install("--no-deps", "-e", ".")
+    session.install("matplotlib>=3.8,<4", "pyyaml")
+    for folder in sorted(Path("results").iterdir()):
+        if folder.is_dir() and folder.name != "baselines" and not folder.name.startswith(".") and _has_records(folder):
+            session.run("python", "-m", "bench.report", str(folder), env=ENV)
+
+
+def _gate(session: nox.Session, experiment: str, results: str) -> None:
+    """The sweep of `experiment` under `results`, then bench.compare against results/baselines/<hardware>/
+    (posargs go to bench.compare, e.g. `-- --force` on a machine of another kind)."""
+    session.run("python", "-m", "bench.run", "-m", f"+experiment={experiment}", f"results_dir={results}",
+                "force=true", env=ENV)
+    records = f"{results}/{experiment}"
+    hardware = session.run("python", "-m", "bench.compare", "--hardware-id", records, silent=True, env=ENV)
+    session.run("python", "-m", "bench.compare", f"results/baselines/{hardware.strip().splitlines()[-1]}", records,
+                *session.posargs, env=ENV)
+
+
+@nox.session
+def regress(session: nox.Session) -> None:
+    """CPU: bench.compare's tests (committed fixture records), then ci_cpu vs results/baselines/<this cpu>/."""
+    _install(session)
+    session.run("pytest", "tests/test_compare.py", env=ENV)
+    _gate(session, "ci_cpu", session.create_tmp())
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    """GPU: the gpu-marked tests, then ci_gpu (into results/ci_gpu) vs results/baselines/<this gpu>/."""
+    _install(session)
+    session.run("pytest", "-m", "gpu", env=ENV)
+    _gate(session, "ci_gpu", "results")

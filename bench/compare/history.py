@@ -1,0 +1,98 @@
+"""The history of CI runs: one JSON Lines file per machine kind, `results/history/<hardware>.jsonl`, one
+line per cell per run, committed to git by the GPU workflow after each run on main.
+
+Why JSON Lines in git, and not Parquet or SQLite:
+  - The trend needs a cell's headline figures per commit (peak memory, steps/s, quality, with the repeats'
+    spread), not whole records: a line is ~0.5 kB, so 4 cells a day for ten years is ~7 MB. The whole
+    records (per-step times, losses) of each run go to the workflow's artifacts instead.
+  - Git already holds what the history is indexed by (commits and their dates), survives ephemeral
+    self-hosted runners, and is reviewable: an appended line is a one-line diff, and two branches that
+    both append merge without conflict (`merge=union` in .gitattributes). A binary SQLite or Parquet file
+    can't be diffed or merged, so every concurrent run would be a conflict.
+  - Reading it needs nothing beyond the standard library (the gate imports neither torch nor pyarrow),
+    and `pandas.read_json(path, lines=True)` loads it for anything else.
+SQLite would win with many thousands of runs queried ad hoc, Parquet with wide per-step data; neither is
+what a regression trend over commits needs.
+
+An entry: sha, dirty, date (the commit's date when given, else the run's first record's time), run (CI run
+id or the run's time), hardware, key (match key), cell, status, packages (the versions that cause
+regressions), metrics {name: {value, stdev, n}} in display units (bytes, steps/s, quality points).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.compare.load import BadInput, cell_label, hardware_id, match_key
+from bench.compare.verdict import METRICS, Measure, measure
+
+TRACKED_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "galore-torch", "accelerate")
+
+
+def entries_from_records(records: list[dict[str, Any]], sha: str | None = None, date: str | None = None,
+                         run: str | None = None) -> list[dict[str, Any]]:
+    first = min((r.get("created_at") or "" for r in records), default="")
+    entries = []
+    for record in sorted(records, key=lambda r: cell_label(r)):
+        env = record.get("env") or {}
+        git = env.get("git") or {}
+        metrics = {}
+        for metric in METRICS:
+            m = measure(record, metric)
+            if m is not None:
+                metrics[metric.name] = {"value": m.value, "stdev": m.stdev, "n": m.n}
+        entries.append({
+            "sha": sha or git.get("sha"), "dirty": git.get("dirty"),
+            "date": date or first, "run": run or first, "hardware": hardware_id(record),
+            "key": match_key(record), "cell": cell_label(record), "status": record.get("status"),
+            "packages": {p: (env.get("packages") or {}).get(p) for p in TRACKED_PACKAGES},
+            "metrics": metrics,
+        })
+    return entries
+
+
+def append(store: str | Path, entries: list[dict[str, Any]]) -> dict[Path, int]:
+    """Appends entries to `<store>/<hardware>.jsonl`; an entry already there (same run and cell) is not
+    added again, so rerunning a CI step is harmless. Returns lines added per file."""
+    added: dict[Path, int] = {}
+    for hardware in sorted({e["hardware"] for e in entries}):
+        path = Path(store) / f"{hardware}.jsonl"
+        seen = {(e["run"], e["key"]) for e in read(path)} if path.exists() else set()
+        new = [e for e in entries if e["hardware"] == hardware and (e["run"], e["key"]) not in seen]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            for entry in new:
+                fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        added[path] = len(new)
+    return added
+
+
+def read(path: str | Path) -> list[dict[str, Any]]:
+    """Entries of one history file, or of every `*.jsonl` in a store folder."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"{path}: no such history file or folder")
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files:
+        raise BadInput(f"{path}: no history files (*.jsonl) in this folder")
+    entries = []
+    for file in files:
+        for number, line in enumerate(file.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                if not isinstance(entry, dict) or not {"key", "run", "metrics"} <= entry.keys():
+                    raise ValueError("not a history entry")
+            except ValueError as exc:
+                raise BadInput(f"{file}:{number}: not a history entry ({str(exc).splitlines()[0]})") from None
+            entries.append(entry)
+    return entries
+
+
+def entry_measure(entry: dict[str, Any], name: str) -> Measure | None:
+    m = (entry.get("metrics") or {}).get(name)
+    if not m or m.get("value") is None:
+        return None
+    return Measure(float(m["value"]), m.get("stdev"), int(m.get("n") or 1))

@@ -1,0 +1,108 @@
+"""The comparison as Markdown: a headline, what was compared (paths, hardware, commits, package versions
+that changed), one table row per cell, and the rule that flagged it. Fit for $GITHUB_STEP_SUMMARY and
+readable in a terminal.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from bench.compare.load import git_sha, packages
+from bench.compare.match import CellResult, Comparison
+from bench.compare.verdict import METRICS, Judgement, Measure, Metric, measure
+
+VERDICT_TEXT = {"regressed": "**regressed**", "missing": "missing", "new": "new", "improved": "improved",
+                "ok": "ok"}
+
+
+def fmt_value(metric: Metric, m: Measure | None) -> str:
+    if m is None:
+        return "–"
+    if metric.name == "peak_bytes":
+        return f"{m.value / 1e9:.3f} GB"
+    if metric.name == "quality_main":
+        return f"{m.value:.1f}"
+    return f"{m.value:.3g}"
+
+
+def fmt_change(metric: Metric, value: float) -> str:
+    return f"{value:+.1f} pt" if not metric.relative else f"{100 * value:+.1f}%"
+
+
+def fmt_limit(metric: Metric, value: float) -> str:
+    return f"±{value:.1f} pt" if not metric.relative else f"±{100 * value:.1f}%"
+
+
+def fmt_judgement(j: Judgement | None) -> str:
+    if j is None:
+        return "–"
+    text = f"{fmt_value(j.metric, j.base)} → {fmt_value(j.metric, j.cand)}"
+    if j.change is not None and j.threshold is not None:
+        text += f" ({fmt_change(j.metric, j.change)}, limit {fmt_limit(j.metric, j.threshold)})"
+    if j.verdict != "ok":
+        text += f" {VERDICT_TEXT[j.verdict]}"
+    return text
+
+
+def one_side(record: dict[str, Any] | None, metric: Metric, is_base: bool) -> str:
+    m = measure(record, metric) if record else None
+    if m is None:
+        return "–"
+    return f"{fmt_value(metric, m)} → –" if is_base else f"– → {fmt_value(metric, m)}"
+
+
+def row(cell: CellResult) -> str:
+    cols = [VERDICT_TEXT[cell.verdict], cell.label]
+    judged = {j.metric.name: j for j in cell.judgements}
+    for metric in METRICS:
+        if cell.verdict in ("missing", "new"):
+            cols.append(one_side(cell.base or cell.cand, metric, cell.verdict == "missing"))
+        else:
+            cols.append(fmt_judgement(judged.get(metric.name)))
+    repeats = [str(((r or {}).get("repeats") or {}).get("n") or 1) for r in (cell.base, cell.cand)]
+    notes = [cell.note] if cell.note else []
+    present = cell.base or cell.cand
+    if cell.verdict in ("missing", "new") and present and present.get("status") != "success":
+        notes.append(f"status {present.get('status')}")
+    if cell.base and cell.cand:
+        notes.append(f"repeats {repeats[0]} vs {repeats[1]}")
+    cols.append("; ".join(notes))
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |"
+
+
+def headline(comparison: Comparison) -> str:
+    counts = [f"{comparison.count(v)} {v}" for v in ("regressed", "improved", "ok", "missing", "new")
+              if comparison.count(v)]
+    status = "REGRESSION" if comparison.regressed else "no regression"
+    return f"## bench.compare: {status} ({', '.join(counts) or 'no cells'})"
+
+
+def package_changes(base: list[dict[str, Any]], cand: list[dict[str, Any]]) -> str:
+    b, c = packages(base), packages(cand)
+    changed = [f"{name} {b.get(name)} → {c.get(name)}" for name in sorted(set(b) | set(c))
+               if b.get(name) != c.get(name)]
+    return ", ".join(changed) if changed else "none"
+
+
+def side_line(name: str, path: str, records: list[dict[str, Any]], hardware: str) -> str:
+    sha = git_sha(records)
+    return f"- **{name}**: `{path}` ({len(records)} records, {hardware}, git {sha[:10] if sha else '?'})"
+
+
+def tolerance_line(tolerance: dict[str, float]) -> str:
+    parts = [f"{m.label} {fmt_limit(m, tolerance[m.name])}" for m in METRICS]
+    return (f"Flagged when a change is worse than both the tolerance ({', '.join(parts)}) and the noise band of "
+            "the repeats' 95% intervals; `limit` is the larger of the two.")
+
+
+def render(comparison: Comparison, base: list[dict[str, Any]], cand: list[dict[str, Any]], base_path: str,
+           cand_path: str, tolerance: dict[str, float]) -> str:
+    lines = [headline(comparison), "",
+             side_line("baseline", base_path, base, comparison.base_hardware),
+             side_line("candidate", cand_path, cand, comparison.cand_hardware),
+             f"- **package changes**: {package_changes(base, cand)}", "",
+             "| verdict | cell | " + " | ".join(m.label for m in METRICS) + " | notes |",
+             "|---|---|" + "---|" * len(METRICS) + "---|"]
+    lines += [row(cell) for cell in comparison.cells]
+    lines += ["", tolerance_line(tolerance)]
+    lines += [f"- {note}" for note in comparison.notes]
+    return "\n".join(lines) + "\n"
