@@ -64,7 +64,7 @@ def setup(cfg: RunConfig, device: str, planned: dict[str, Any]) -> dict[str, Any
             else None}
 
 
-def gpu_busy_reason(cfg: RunConfig, device: str) -> str | None:
+def gpu_busy_reason(cfg: RunConfig, device: str, cuda_index: int = 0) -> str | None:
     """Other processes holding GPU memory spoil a measurement: warn (stderr) or refuse (a skipped record)."""
     import os
     import sys
@@ -73,7 +73,7 @@ def gpu_busy_reason(cfg: RunConfig, device: str) -> str | None:
         return None
     from bench.trackers import nvml
 
-    held = nvml.other_processes_bytes(nvml.device_handle(0), os.getpid())
+    held = nvml.other_processes_bytes(nvml.device_handle(cuda_index), os.getpid())
     if held is None or held <= cfg.gpu_busy_threshold_gb * 1e9:
         return None
     message = (f"GPU busy: other processes hold {held / 1e9:.1f} GB (gpu_busy_threshold_gb="
@@ -85,10 +85,22 @@ def gpu_busy_reason(cfg: RunConfig, device: str) -> str | None:
 
 
 def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
-    from bench import env, models
+    """Run the cell and write its record. With parallel=fsdp|ddp every rank runs this; only rank 0 writes
+    (bench.distributed), the other ranks return their own unwritten record."""
+    from bench import distributed, models
+
+    device = models.resolve_device(cfg.device)
+    world = distributed.start(cfg, device)
+    try:
+        return _run_cell(cfg, device, world)
+    finally:
+        distributed.close(world)
+
+
+def _run_cell(cfg: RunConfig, device: str, world: Any) -> tuple[RunRecord, Path]:
+    from bench import distributed, env
 
     started = time.perf_counter()
-    device = models.resolve_device(cfg.device)
     config = to_dict(cfg)
     chash = config_hash(config)
     cell = cell_labels(cfg)
@@ -97,7 +109,7 @@ def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "experiment": cfg.experiment_name, "cell": cell, "config": config, "config_hash": chash,
         "model": None, "setup": None, "params": None, "preflight": None, "memory": None, "timing": None,
-        "energy": None, "quality": None, "data": None, "state_bytes": None,
+        "energy": None, "quality": None, "data": None, "state_bytes": None, "distributed": None,
         "losses": [], "env": {}, "wall_seconds": 0.0,
     }
     path = record_path(cfg.results_dir, cfg.experiment_name, cell, chash)
@@ -107,16 +119,25 @@ def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
         record.update(model=planned["model"], params=planned["params"], preflight=planned["preflight"],
                       setup=setup(cfg, device, planned))
         record["env"] = env.collect(chash)
-        busy = gpu_busy_reason(cfg, device)
+        distributed.annotate_preflight(record["preflight"], world, cfg)
+        busy = gpu_busy_reason(cfg, device, distributed.cuda_index(world))
+        skip = None
         if busy:
-            record.update(status="skipped", error={"type": "GpuBusy", "message": busy})
-        elif cfg.preflight and not planned["preflight"]["fits"]:
-            record.update(status="skipped", error={"type": "DoesNotFit",
-                                                   "message": f"does not fit: {planned['preflight']['reason']}"})
+            skip = {"type": "GpuBusy", "message": busy}
+        elif cfg.preflight and distributed.refuses(world, planned["preflight"]):
+            skip = {"type": "DoesNotFit", "message": f"does not fit: {planned['preflight']['reason']}"}
+        skip = distributed.agree(world, skip)
+        if skip:
+            record.update(status="skipped", error=skip)
         else:
-            measure(cfg, device, planned, record)
+            measure(cfg, device, planned, record, world)
     record["warnings"] = _distinct_warnings(caught)
     record["wall_seconds"] = time.perf_counter() - started
+    if world is not None:
+        if record["status"] in ("oom", "failed"):
+            distributed.fail_now(world, record, path)  # several ranks: writes (if first to fail) and exits
+        if not distributed.merge(world, record):
+            return record, path
     return record, write_record(record, path)
 
 

@@ -39,6 +39,7 @@ class ModelConfig:
 
 
 TASK_KINDS = ("synthetic", "glue", "squad")
+PARALLEL = ("none", "fsdp", "ddp")
 
 
 @dataclass
@@ -116,6 +117,12 @@ class RunConfig:
     gpu_busy: str = "warn"  # another process holds > gpu_busy_threshold_gb on the GPU: warn | refuse | ignore
     gpu_busy_threshold_gb: float = 1.0
     fault: str = "none"  # testing the harness itself: none | raise | sigkill (after the model loads)
+    # {method name: lr} for sweeps across methods whose learning rates differ by orders of magnitude (LoRA
+    # ~1e-3, full ~1e-5): sets method.lr for the methods it lists (it wins over method.lr there)
+    lr_by_method: dict | None = None
+    # several processes (GPUs) for one cell, through torchrun (bench.distributed)
+    nproc: int = 1  # processes of one cell, one GPU each on CUDA
+    parallel: str = "none"  # none | fsdp (FSDP2 per decoder layer) | ddp
 
     def validate(self) -> None:
         self.method.validate()
@@ -137,8 +144,40 @@ class RunConfig:
         for key in ("cell_timeout_s", "cell_memory_cap_gb", "gpu_busy_threshold_gb"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0 (got {getattr(self, key)})")
+        for name, lr in (self.lr_by_method or {}).items():
+            if name not in METHODS:
+                raise ConfigError(f"lr_by_method.{name}: unknown method (choose from {', '.join(METHODS)})")
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
+                raise ConfigError(f"lr_by_method.{name} must be a number > 0 (got {lr!r})")
+        self.validate_parallel()
         if not self.experiment_name or "/" in self.experiment_name:
             raise ConfigError(f"experiment_name must be a plain name (got {self.experiment_name!r})")
+
+    def validate_parallel(self) -> None:
+        """nproc / parallel, and the combinations that can't work (refused here, before anything runs)."""
+        if self.parallel not in PARALLEL:
+            raise ConfigError(f"parallel must be one of {', '.join(PARALLEL)} (got {self.parallel!r})")
+        if self.nproc < 1:
+            raise ConfigError(f"nproc must be >= 1 (got {self.nproc})")
+        if self.nproc > 1 and self.parallel == "none":
+            raise ConfigError(f"nproc: {self.nproc} processes need parallel=fsdp or parallel=ddp")
+        if self.nproc > 1 and self.isolate == "never":
+            raise ConfigError("isolate: nproc > 1 needs the launcher (torchrun); use isolate=auto or always")
+        if self.parallel == "none":
+            return
+        if self.task.kind != "synthetic":
+            raise ConfigError(f"parallel={self.parallel} runs the synthetic task only (no per-rank sharding "
+                              f"of text data yet; got task={self.task.name})")
+        if self.parallel == "fsdp" and self.method.base_bits < 16:
+            raise ConfigError(f"parallel: qlora ({self.method.base_bits}-bit bitsandbytes base) with fsdp is not "
+                              f"supported yet (bitsandbytes' quantised params need bnb_4bit_quant_storage and "
+                              f"FSDP1-style flat params)")
+        if self.parallel == "fsdp" and self.method.name == "galore":
+            raise ConfigError("parallel: galore with fsdp is not supported (galore-torch projects full, "
+                              "unsharded gradients)")
+        if self.parallel == "ddp" and getattr(self.method, "layerwise", False):
+            raise ConfigError("parallel: galore's method.layerwise=true with ddp would step each parameter "
+                              "inside backward, before DDP has averaged its gradient")
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -205,6 +244,8 @@ def build_run_config(raw: Mapping[str, Any]) -> RunConfig:
             raise ConfigError(f"{key}: unknown top-level key")
     cfg = RunConfig(**groups, **{k: _coerce(v, top_hints[k], k) for k, v in raw.items()})
     cfg.validate()
+    if cfg.lr_by_method and cfg.method.name in cfg.lr_by_method:
+        cfg.method.lr = float(cfg.lr_by_method[cfg.method.name])
     return cfg
 
 

@@ -5,6 +5,11 @@ The parent writes the resolved config to a file, starts `python -m bench.worker 
 record. When the child can't (killed by a signal, past cell_timeout_s, or dead before writing), the parent
 writes the record: failure is data. cell_memory_cap_gb caps the child's address space (RLIMIT_AS), so an
 allocation past it fails inside the child, which records `oom`.
+
+A cell with parallel=fsdp|ddp (or nproc > 1) is started as `python -m torch.distributed.run --standalone
+--nproc_per_node N -m bench.worker FILE` instead: torchrun's ranks run the cell (bench.distributed) and
+rank 0 writes the record. That child gets a process group of its own, so a timeout kills torchrun and
+every rank at once; the cap applies to each process.
 """
 from __future__ import annotations
 
@@ -48,13 +53,37 @@ def _parent_record(cfg: RunConfig, status: str, error_type: str, message: str, s
             "experiment": cfg.experiment_name, "cell": cell_labels(cfg), "config": config,
             "config_hash": config_hash(config), "model": None, "setup": None, "params": None,
             "preflight": None, "memory": None, "timing": None, "energy": None, "quality": None, "data": None,
-            "losses": [], "warnings": [],
+            "distributed": None, "losses": [], "warnings": [],
             "env": {"recorded_by": "bench.launcher (the cell's process wrote no record)"},
             "wall_seconds": seconds}
 
 
+def is_multiprocess(cfg: RunConfig) -> bool:
+    return cfg.nproc > 1 or cfg.parallel != "none"
+
+
+def cell_command(cfg: RunConfig, config_file: str) -> list[str]:
+    worker = ["-m", "bench.worker", config_file]
+    if is_multiprocess(cfg):
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                str(cfg.nproc), *worker]
+    return [sys.executable, *worker]
+
+
+def _signal(child: subprocess.Popen, group: bool, sig: int) -> None:
+    try:
+        if group:
+            os.killpg(child.pid, sig)
+        else:
+            child.send_signal(sig)
+    except ProcessLookupError:
+        pass
+
+
 def run_isolated(cfg: RunConfig) -> tuple[dict[str, Any], Path, int]:
     """Run one cell in a child process; returns (record, path, child exit status)."""
+    from bench.distributed import CLAIM_ENV
+
     path = cell_record_path(cfg)
     started_wall = time.time()
     started = time.perf_counter()
@@ -62,16 +91,25 @@ def run_isolated(cfg: RunConfig) -> tuple[dict[str, Any], Path, int]:
         json.dump(to_dict(cfg), fh)
         config_file = fh.name
     cap = _address_space_cap(cfg.cell_memory_cap_gb) if cfg.cell_memory_cap_gb > 0 else None
+    group = is_multiprocess(cfg)  # torchrun and its ranks: one process group, killed together
+    env = {**os.environ, CLAIM_ENV: config_file + ".claim"} if group else None
     try:
-        child = subprocess.Popen([sys.executable, "-m", "bench.worker", config_file], preexec_fn=cap)
+        child = subprocess.Popen(cell_command(cfg, config_file), preexec_fn=cap, start_new_session=group,
+                                 env=env)
         try:
             code = child.wait(timeout=cfg.cell_timeout_s or None)
             timed_out = False
         except subprocess.TimeoutExpired:
-            child.kill()
+            _signal(child, group, signal.SIGKILL)
             code, timed_out = child.wait(), True
+        except BaseException:  # Ctrl-C reaches only this process when the cell has a session of its own
+            if group:
+                _signal(child, group, signal.SIGTERM)
+                child.wait()
+            raise
     finally:
         os.unlink(config_file)
+        Path(config_file + ".claim").unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     fresh = path.exists() and path.stat().st_mtime >= started_wall - 1
     if fresh and not timed_out:
@@ -86,6 +124,10 @@ def run_isolated(cfg: RunConfig) -> tuple[dict[str, Any], Path, int]:
         name = signal.Signals(-code).name
         why = " (on Linux often the out-of-memory killer)" if name == "SIGKILL" else ""
         record = _parent_record(cfg, "failed", "Killed", f"the cell's process was killed by {name}{why}", seconds)
+    elif group:
+        record = _parent_record(cfg, "failed", "NoRecord", f"torchrun exited with status {code} and no rank "
+                                f"wrote a record: a rank was killed (SIGKILL: on Linux often the out-of-memory "
+                                f"killer) or crashed; see torchrun's output above", seconds)
     else:
         record = _parent_record(cfg, "failed", "NoRecord", f"the cell's process exited with status {code} "
                                 f"without writing a record (see its output above)", seconds)

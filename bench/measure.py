@@ -48,10 +48,12 @@ def inject_fault(fault: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[str, Any]) -> None:
+def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[str, Any],
+            world: Any = None) -> None:
+    """`world`: bench.distributed's World for a parallel cell (this rank's part), None for one process."""
     import torch
 
-    from bench import models, quality
+    from bench import distributed, models, quality
     from bench.tasks import synthetic
     from bench.train import StepLoop, optimizer_state_bytes
     from bench.trackers.energy import EnergyMeter
@@ -61,8 +63,8 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
 
     method = methods.get(cfg.method.name)
     t, task = cfg.train, cfg.task
-    memory = (MemoryTracker(device, cfg.sample_interval_ms, rss_interval_ms=cfg.rss_sample_interval_ms)
-              if cfg.trackers else None)
+    memory = (MemoryTracker(device, cfg.sample_interval_ms, distributed.cuda_index(world),
+                            rss_interval_ms=cfg.rss_sample_interval_ms) if cfg.trackers else None)
     energy = EnergyMeter(memory.handle) if memory and device == "cuda" else None
     phase = memory.phase if memory else (lambda name: contextlib.nullcontext())
     torch.manual_seed(t.seed)
@@ -70,15 +72,24 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
         memory.start()
     try:
         with phase("load"):
-            model = models.build_model(cfg, device, planned["weights_dtype"], **quality.task_head(task))
+            meta = world is not None and distributed.shards_on_meta(cfg)  # FSDP: only this rank's shards made
+            model = models.build_model(cfg, device, planned["weights_dtype"], meta=meta, **quality.task_head(task))
             model = method.wrap(model, cfg)
+            record["params"] = count_parameters(model)  # logical totals, before any sharding
+            vocab_size = getattr(model.config, "vocab_size", None)
+            std = float(getattr(model.config, "initializer_range", 0.02))
+            model = distributed.parallelize(model, world)  # FSDP2 / DDP; as it is for one process
+            if meta:
+                distributed.materialize_shards(model, device, std, t.seed + distributed.rank(world))
+            if world is not None:
+                record["distributed"] = distributed.local_state(model, "meta_sharded" if meta else "whole_model")
             optimizer = method.make_optimizer(model, cfg)
-        record["params"] = count_parameters(model)
         inject_fault(cfg.fault)
         autocast = method.autocast_dtype(cfg, planned["compute"])
         text_task, log = None, None
         if task.kind == "synthetic":
-            batches = synthetic.batches(model.config.vocab_size, t.batch_size, t.seq_len, device, t.seed)
+            seed = t.seed + distributed.rank(world)  # each rank its own batches
+            batches = synthetic.batches(vocab_size, t.batch_size, t.seq_len, device, seed)
         else:
             with phase("data"):  # tokenisation, before anything is timed
                 text_task = quality.prepare(cfg, models.load_tokenizer(cfg.model), device, autocast)

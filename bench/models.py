@@ -4,6 +4,7 @@ with no storage at all, for parameter counts and the does-not-fit preflight."""
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import torch
@@ -154,12 +155,39 @@ def bnb_config(cfg: RunConfig) -> Any:
                               llm_int8_skip_modules=list(HEAD_MODULES))
 
 
+def init_rule(name: str, ndim: int) -> str:
+    """How random init fills a parameter, from its (qualified) name: peft's LoRA init (lora_A kaiming-uniform
+    as nn.Linear, lora_B zeros, so the adapted model starts as the base; embedding adapters the other way
+    round), else normal(0, std) for matrices, zeros for biases, ones for norm weights."""
+    parts = name.split(".")
+    if "lora_B" in parts or "lora_embedding_A" in parts:
+        return "zeros"
+    if "lora_A" in parts:
+        return "kaiming_uniform"
+    if "lora_embedding_B" in parts:
+        return "unit_normal"
+    if ndim >= 2:
+        return "normal"
+    return "zeros" if parts[-1] == "bias" else "ones"
+
+
+def fill_random_(data: torch.Tensor, rule: str, std: float, fan_in: int | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fill `data` in place by init_rule's `rule`; `fan_in` is the whole weight's (a shard's may differ)."""
+    if rule == "normal":
+        return data.normal_(0.0, std, generator=generator)
+    if rule == "unit_normal":
+        return data.normal_(0.0, 1.0, generator=generator)
+    if rule == "kaiming_uniform":  # nn.init.kaiming_uniform_(a=sqrt(5)): bound = 1 / sqrt(fan_in)
+        bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
+        return data.uniform_(-bound, bound, generator=generator)
+    return data.zero_() if rule == "zeros" else data.fill_(1.0)
+
+
 def random_tensor(shape: torch.Size, dtype: torch.dtype, device: str, std: float, kind: str) -> torch.Tensor:
-    """Random-init values: normal(0, std) for matrices, ones for norm weights, zeros for biases."""
+    """Random-init values for a parameter named `kind` (see init_rule)."""
     data = torch.empty(shape, dtype=dtype, device=device)
-    if len(shape) >= 2:
-        return data.normal_(0.0, std)
-    return data.zero_() if kind == "bias" else data.fill_(1.0)
+    return fill_random_(data, init_rule(kind, len(shape)), std, shape[1] if len(shape) >= 2 else None)
 
 
 def quantize_linears(model: torch.nn.Module, cfg: RunConfig, device: str, std: float,
@@ -209,14 +237,19 @@ def materialize_random(model: torch.nn.Module, device: str, std: float) -> None:
                 made[id(param)] = torch.nn.Parameter(random_tensor(param.shape, param.dtype, device, std, name),
                                                      requires_grad=param.requires_grad)
             setattr(module, name, made[id(param)])
+    rebuild_rotary(model, device)
+    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
+    if left:
+        raise RuntimeError(f"random init left tensors on the meta device: {left[:5]}")
+
+
+def rebuild_rotary(model: torch.nn.Module, device: str) -> None:
+    """Re-instantiate rotary embeddings on `device`: their inv_freq buffers are computed at init, not stored."""
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
             if type(child).__name__.endswith("RotaryEmbedding") and hasattr(child, "config"):
                 with torch.device(device):
                     setattr(parent, child_name, type(child)(config=child.config))
-    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
-    if left:
-        raise RuntimeError(f"random init left tensors on the meta device: {left[:5]}")
 
 
 def describe(model_cfg: ModelConfig, config: Any) -> dict[str, Any]:

@@ -18,7 +18,10 @@ Status = Literal["success", "oom", "failed", "skipped"]
 # Keys of the resolved config that don't change what is measured, left out of the config hash.
 HASH_EXCLUDED = ("experiment_name", "results_dir", "trackers", "sample_interval_ms", "rss_sample_interval_ms",
                  "preflight", "isolate", "cell_timeout_s", "cell_memory_cap_gb", "force", "gpu_busy",
-                 "gpu_busy_threshold_gb")
+                 "gpu_busy_threshold_gb", "lr_by_method")  # lr_by_method: its effect is method.lr
+# Keys that change what is measured but came after records existed: hashed unless at this default, so a
+# single-process cell keeps the hash it always had (resume and bench.compare still match it).
+HASH_DEFAULTS = {"nproc": 1, "parallel": "none"}
 
 
 class ErrorInfo(TypedDict):
@@ -80,6 +83,25 @@ class EnergyInfo(TypedDict):
     source: str
 
 
+class RankFigures(TypedDict):
+    rank: int
+    peak_bytes: int | None  # that process's headline peak (memory.peak_source)
+    steps_per_s: float | None
+    local_param_bytes: int | None  # bytes of the parameters that rank holds (its FSDP shards, or all)
+
+
+class DistributedInfo(TypedDict):
+    world_size: int
+    parallel: str  # fsdp | ddp
+    backend: str  # gloo (CPU) | nccl (CUDA)
+    global_batch_size: int  # train.batch_size x world_size: timing's samples/tokens count every rank's
+    memory_rank: int  # the rank whose memory block the record holds (the highest peak)
+    per_rank: list[RankFigures]  # every rank's figures (empty when a rank failed: see failed_rank)
+    failed_rank: int | None  # the rank whose failure the record holds, else None
+    load: str | None  # meta_sharded (each rank materialised its shards only) | whole_model (built, then wrapped)
+    activation_checkpointing: bool | None  # read from rank 0's model after loading, not from the config
+
+
 class RunRecord(TypedDict, total=False):
     schema_version: int
     status: Status
@@ -106,11 +128,15 @@ class RunRecord(TypedDict, total=False):
     # optimizer step, and optimizer state tensors after training (bytes; None where not measured)
     repeats: dict[str, Any]  # repeats > 1: n, succeeded, runs (each repeat's headline figures), stats
     # (per metric: n, mean, stdev, ci95 [lo, hi], rel_ci95_half_width), representative
+    distributed: DistributedInfo | None  # parallel=fsdp|ddp (torchrun): written by rank 0; memory is the
+    # highest-peak rank's, timing rank 0's with every rank's samples and tokens; null for one process
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of the config minus keys that don't change the measurement."""
-    kept = {k: v for k, v in config.items() if k not in HASH_EXCLUDED}
+    """sha256 of the canonical JSON of the config minus keys that don't change the measurement (and minus
+    HASH_DEFAULTS' keys at their default)."""
+    kept = {k: v for k, v in config.items()
+            if k not in HASH_EXCLUDED and not (k in HASH_DEFAULTS and v == HASH_DEFAULTS[k])}
     blob = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

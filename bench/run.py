@@ -81,7 +81,9 @@ def _task(raw) -> None:  # raw: the composed DictConfig
             print(sweep.progress_line(entry, index), flush=True)
             return
     started = time.perf_counter()
-    isolated = cfg.isolate == "always" or (cfg.isolate == "auto" and multirun and basic) or cfg.repeats > 1
+    multiprocess = cfg.nproc > 1 or cfg.parallel != "none"  # torchrun, through the launcher
+    isolated = (cfg.isolate == "always" or (cfg.isolate == "auto" and (multirun and basic or multiprocess))
+                or cfg.repeats > 1)
     try:
         if cfg.repeats > 1:
             from bench.repeats import run_repeats
@@ -97,7 +99,7 @@ def _task(raw) -> None:  # raw: the composed DictConfig
         fail(exc)
     entry = sweep.entry_for(record, path, time.perf_counter() - started)
     sweep.append(entry)
-    if not isolated or cfg.repeats > 1:
+    if not isolated or not multirun or cfg.repeats > 1:
         print(summary_line(record, path), flush=True)
     if multirun:
         print(sweep.progress_line(entry, index), flush=True)

@@ -111,9 +111,15 @@ class StepLoop:
                            measured_samples=self._samples, measured_tokens=int(self._tokens))
 
 
+def local_bytes(t: torch.Tensor) -> int:
+    """Bytes this process holds for a tensor: a DTensor (FSDP2 shard) counts its local shard only."""
+    t = t.to_local() if hasattr(t, "to_local") else t
+    return t.numel() * t.element_size()
+
+
 def live_gradient_bytes(model: torch.nn.Module) -> int:
     """Bytes of the .grad tensors that exist now (none for parameters updated inside backward)."""
-    return sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
+    return sum(local_bytes(p.grad) for p in model.parameters() if p.grad is not None)
 
 
 def optimizer_state_bytes(optimizer: Any) -> int:
@@ -128,7 +134,7 @@ def optimizer_state_bytes(optimizer: Any) -> int:
                 parts = matrix if isinstance(matrix, (list, tuple)) else [matrix] if matrix is not None else [value]
                 for t in parts:
                     if torch.is_tensor(t):
-                        seen.setdefault(id(t), t.numel() * t.element_size())
+                        seen.setdefault(id(t), local_bytes(t))
     return sum(seen.values())
 
 

@@ -14,7 +14,7 @@ def test_every_group_combination_composes_and_binds():
     for method, model, task, train in combos:
         cfg = build_run_config(compose_raw(f"method={method}", f"model={model}", f"task={task}",
                                            f"train={train}"))
-        assert cfg.method.name == ("qlora" if method == "qlora8" else method)
+        assert cfg.method.name == {"qlora8": "qlora", "lora_all": "lora"}.get(method, method)
         assert cfg.method.base_bits == (8 if method == "qlora8" else 4 if method == "qlora" else 16)
         assert cfg.model.name and (cfg.model.pretrained or cfg.model.arch.get("model_type"))
 
@@ -68,3 +68,24 @@ def test_lora_target_presets():
     assert cfg.method.target_module_list() == ["q_proj", "down_proj"]
     with pytest.raises(ConfigError, match="method.target_modules must be"):
         build_run_config(compose_raw("method.target_modules=[1,2]"))
+
+
+def test_lr_by_method_sets_the_listed_methods_lr_only():
+    from bench.record import config_hash
+    from bench.config import to_dict
+
+    table = "+lr_by_method={lora: 1.0e-3, full: 1.0e-4}"
+    assert build_run_config(compose_raw("method=lora", table)).method.lr == 1e-3
+    assert build_run_config(compose_raw("method=full", table)).method.lr == 1e-4
+    assert build_run_config(compose_raw("method=galore", table)).method.lr == 1e-5  # not listed: its default
+    # the hash follows the learning rate the cell trains with, not how it was set
+    via_table = build_run_config(compose_raw("method=lora", table))
+    direct = build_run_config(compose_raw("method=lora", "method.lr=1.0e-3"))
+    assert config_hash(to_dict(via_table)) == config_hash(to_dict(direct))
+
+
+@pytest.mark.parametrize("table, key", [("{lorra: 1.0e-3}", "lr_by_method.lorra"),
+                                        ("{lora: -1}", "lr_by_method.lora")])
+def test_lr_by_method_bad_entries_name_the_key(table, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        build_run_config(compose_raw("method=lora", f"+lr_by_method={table}"))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bench.estimate import activations as acts
-from bench.estimate import encoder
+from bench.estimate import encoder, sharding
 from bench.estimate.arch import Arch, arch_from_config
 from bench.estimate.flops import flops_per_step
 from bench.estimate.inventory import Inventory, build_inventory
@@ -119,6 +119,12 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
                     and (r.name.endswith("lm_head.weight") or (arch.tied and "embed" in r.name)))
     weights_total = sum(weights.values())
     cast_copies = _cast_copies(inv, cfg, c)
+    fsdp = sharding.share(cfg, inv)  # parallel=fsdp, meta-sharded: this rank's share (sharding.py)
+    if fsdp:
+        weights_total = fsdp.part(weights_total) + fsdp.gathered_weights
+        grads, head_grad = fsdp.part(grads), head_grad + fsdp.layer_gradients
+        optimizer.states, optimizer.projectors = fsdp.part(optimizer.states), fsdp.part(optimizer.projectors)
+        optimizer.step_temporary = fsdp.part(optimizer.step_temporary)
     peak_inputs = PeakInputs(weights=weights_total, optimizer_states=optimizer.states + optimizer.projectors,
                              optimizer_temporary=optimizer.step_temporary, gradients=grads,
                              largest_gradient=largest_grad, head_gradient=head_grad, activations=totals["peak"],
@@ -126,7 +132,8 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
                              layerwise=bool(getattr(m, "layerwise", False)))
     peak = tensor_peak(peak_inputs)
     largest_activation = t.batch_size * seq * max(arch.hidden, arch.intermediate) * 4
-    small = small_tensor_bytes(peak, [int(r.numel * r.element_bytes) for r in inv.rows], largest_activation)
+    n = fsdp.n if fsdp else 1
+    small = small_tensor_bytes(peak, [int(r.numel * r.element_bytes) // n for r in inv.rows], largest_activation)
     peak = add_runtime(peak, device, m.name, small)
     components = {"weights": weights_total, "gradients": grads, "optimizer_states": optimizer.states,
                   "galore_projectors": optimizer.projectors, "optimizer_step_temporary": optimizer.step_temporary,
@@ -137,7 +144,7 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
     if m.base_bits == 8 and device == "cuda":  # LLM.int8 weights are quantised on their way from the host
         host_load = int(max((r.numel for r in inv.rows if r.kind == "quantized"), default=0)
                         * weights_dtype_bytes(cfg))  # one 16-bit weight at a time (bench.models.quantize_linears)
-    notes = list(inv.notes)
+    notes = list(inv.notes) + ([fsdp.note()] if fsdp else [])
     if not arch.detailed and not arch.encoder:
         notes.append(f"activations: coarse rule for model_type {arch.model_type!r} (no per-tensor model)")
     if kernel == "math":

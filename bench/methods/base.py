@@ -37,10 +37,12 @@ class SteppedInBackward:
 
 
 def enable_checkpointing(model: torch.nn.Module, input_grads: bool = False) -> None:
-    """Activation (gradient) checkpointing, non-reentrant; a no-op on the meta device (planning).
+    """Activation (gradient) checkpointing, non-reentrant. It only sets flags and a forward hook, so it works on
+    the meta device too (an FSDP model built there keeps it once its shards are materialised).
     `input_grads`: make embeddings' outputs require grad, needed when the base is frozen (adapters)."""
-    if model.device.type == "meta":
-        return
+    if not getattr(model, "supports_gradient_checkpointing", True):
+        raise ConfigError(f"train.gradient_checkpointing: {type(model).__name__} does not support activation "
+                          f"checkpointing")
     kwargs = {"use_reentrant": False}
     if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
