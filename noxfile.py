@@ -54,7 +54,7 @@ def report(session: nox.Session) -> None:
             session.run("python", "-m", "bench.report", str(folder), env=ENV)
 
 
-def _gate(session: nox.Session, experiment: str, results: str) -> None:
+def _gate(session: nox.Session, experiment: str, results: str, *compare_args: str) -> None:
     """The sweep of `experiment` under `results`, then bench.compare against results/baselines/<hardware>/
     (posargs go to bench.compare, e.g. `-- --force` on a machine of another kind)."""
     session.run("python", "-m", "bench.run", "-m", f"+experiment={experiment}", f"results_dir={results}",
@@ -62,7 +62,7 @@ def _gate(session: nox.Session, experiment: str, results: str) -> None:
     records = f"{results}/{experiment}"
     hardware = session.run("python", "-m", "bench.compare", "--hardware-id", records, silent=True, env=ENV)
     session.run("python", "-m", "bench.compare", f"results/baselines/{hardware.strip().splitlines()[-1]}", records,
-                *session.posargs, env=ENV)
+                *compare_args, *session.posargs, env=ENV)
 
 
 @nox.session
@@ -70,7 +70,10 @@ def regress(session: nox.Session) -> None:
     """CPU: bench.compare's tests (committed fixture records), then ci_cpu vs results/baselines/<this cpu>/."""
     _install(session)
     session.run("pytest", "tests/test_compare.py", env=ENV)
-    _gate(session, "ci_cpu", session.create_tmp())
+    # CPU peak = the process's RSS high-water mark: within one sweep it repeats to ±0.5-3%, but between
+    # sessions of the same VM it moved +6.6..+9.5% with no code or package change (README, "Regression
+    # gate"), so the CPU gate holds memory to 12%; GPU peaks (NVML) keep the 5% default.
+    _gate(session, "ci_cpu", session.create_tmp(), "--tol-memory", "12")
 
 
 @nox.session
