@@ -181,6 +181,17 @@ def write_record(record: RunRecord, path: str | os.PathLike) -> Path:
     return path
 
 
+def record_files(folder: str | os.PathLike) -> list[Path]:
+    """The record files under a folder, recursively, sorted: every *.json except hidden files and folders
+    (.hydra, temporary files of an atomic write) and `logs/` folders (benchmark scripts' output kept beside
+    the records, e.g. results/gpu-h100/logs). The one rule bench.report, bench.compare and bench.estimate
+    --calibrate read results folders by."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*.json")
+                  if not p.name.startswith(".")
+                  and not any(part.startswith(".") or part == "logs" for part in p.relative_to(folder).parts[:-1]))
+
+
 def read_record(path: str | os.PathLike) -> RunRecord:
     """Read and check one record; ValueError names the file when it is not a record of this schema."""
     path = Path(path)

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench.record import config_hash, read_record
+from bench.record import config_hash, read_record, record_files
 
 # Besides bench.record's bookkeeping keys, `repeats` is left out of the match key: it says how many times a
 # cell was measured, not what was measured, so a 5-repeat baseline matches a 3-repeat CI run (or a single
@@ -21,15 +21,13 @@ class BadInput(Exception):
     """Input the gate cannot judge (exit status 2): the message is one line naming the file or folder."""
 
 
-def record_files(path: Path) -> list[Path]:
-    """The record files under a folder (recursively; hidden folders such as .hydra and temporary files
-    left out), or the file itself."""
+def side_files(path: Path) -> list[Path]:
+    """The record files under a folder (bench.record.record_files' rule), or the file itself."""
     if not path.exists():
         raise BadInput(f"{path}: no such file or folder")
     if path.is_file():
         return [path]
-    files = sorted(p for p in path.rglob("*.json")
-                   if not any(part.startswith(".") for part in p.relative_to(path).parts))
+    files = record_files(path)
     if not files:
         raise BadInput(f"{path}: no record files (*.json) in this folder")
     return files
@@ -38,7 +36,7 @@ def record_files(path: Path) -> list[Path]:
 def load_side(path: str | Path) -> list[dict[str, Any]]:
     """Every record under `path`, each with the file it came from in `_path`."""
     records = []
-    for file in record_files(Path(path)):
+    for file in side_files(Path(path)):
         try:
             record = read_record(file)
         except ValueError as exc:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.estimate.flops import time_floor_s
+from bench.record import record_files
 
 if TYPE_CHECKING:
     from bench.estimate.gpus import Gpu
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 def record_paths(paths: list[str]) -> list[Path]:
     found: list[Path] = []
     for p in map(Path, paths):
-        found += sorted(q for q in p.rglob("*.json") if not q.name.startswith(".")) if p.is_dir() else [p]
+        found += record_files(p) if p.is_dir() else [p]
     return found
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.record import read_record
+from bench.record import read_record, record_files
 
 GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli")
 SQUAD_TASKS = ("squad", "squad_v2")
@@ -87,16 +87,12 @@ def first_line(value: str | None, limit: int = 300) -> str | None:
 
 
 def find_record_files(dirs: list[str | Path]) -> list[Path]:
-    """Every *.json under the given directories, hidden files and folders (.hydra, temp files) and `logs/`
-    folders (benchmark scripts' output kept beside the records, e.g. results/gpu-h100/logs) left out."""
+    """Every record file under the given directories (bench.record.record_files' rule)."""
     files: list[Path] = []
     for d in map(Path, dirs):
         if not d.is_dir():
             raise ReportInputError(f"{d}: no such directory")
-        found = sorted(p for p in d.rglob("*.json")
-                       if not any(part.startswith(".") or part == "logs" for part in p.relative_to(d).parts[:-1])
-                       and not p.name.startswith("."))
-        files += found
+        files += record_files(d)
     if not files:
         raise ReportInputError(f"{', '.join(map(str, dirs))}: no records (*.json) found")
     return files
