@@ -2,11 +2,13 @@
 # The published comparisons measured on one GPU (issue 8), in parts that each fit a 10-minute slot.
 # Run from the repository root on the GPU machine; records go to results/gpu-<gpu>/ (e.g. gpu-h100).
 #
-#   bash benchmarks/gpu_truth.sh 1|2|3 [ARCHIVE_DIR]
+#   bash benchmarks/gpu_truth.sh 1|2|3|4|5 [ARCHIVE_DIR]
 #     1  GPU and versions, SVD cost; the 1B cells; the 7B LoRA cell x 3 repeats
 #     2  the 7B QLoRA cell x 3 repeats; harness overhead (trackers on vs off) and bench's loop vs the
 #        transformers Trainer, both on the 7B LoRA cell; 7B full; full in pure bf16 at 1B and 3B; 3B cells
-#     3  8B, 13B and 70B cells (full, LoRA, QLoRA); GaLore at 3B and 7B; the GPU tests
+#     3  the GPU tests; QLoRA 70B; GaLore 7B
+#     4  GaLore 8B and 13B (each spends minutes in fp32 SVDs at its first projection)
+#     5  the 8B, 13B and 70B grid (full, LoRA, QLoRA); GaLore 3B (resume skips cells already recorded)
 #   ARCHIVE_DIR (e.g. $OUT): where part N leaves results-N.tgz (records, logs, benchmark rows)
 #
 # Offline machine: bring the missing wheels (../shared/device/README.md) in .whl; they are installed into
@@ -68,11 +70,18 @@ EOF
     sweep grid-3b model=3b method=full,lora_all,qlora
     ;;
   3)
-    sweep grid-8b-13b-70b model=8b,13b,70b method=full,lora_all,qlora
-    sweep galore-3b-7b model=3b,7b method=galore
     step gpu-tests python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
+    sweep qlora-70b model=70b method=qlora
+    sweep galore-7b model=7b method=galore
     ;;
-  *) echo "part must be 1, 2 or 3" >&2; exit 2 ;;
+  4)
+    sweep galore-8b-13b model=8b,13b method=galore cell_timeout_s="$(( $(left) / 2 > 420 ? $(left) / 2 : 420 ))"
+    ;;
+  5)
+    sweep grid-8b-13b-70b model=8b,13b,70b method=full,lora_all,qlora
+    sweep galore-3b model=3b method=galore
+    ;;
+  *) echo "part must be 1 to 5" >&2; exit 2 ;;
 esac
 
 echo "== records in results/$exp"
