@@ -2,13 +2,14 @@
 # The published comparisons measured on one GPU (issue 8), in parts that each fit a 10-minute slot.
 # Run from the repository root on the GPU machine; records go to results/gpu-<gpu>/ (e.g. gpu-h100).
 #
-#   bash benchmarks/gpu_truth.sh 1|2|3|4|5 [ARCHIVE_DIR]
+#   bash benchmarks/gpu_truth.sh 1|2|3|4|5|6 [ARCHIVE_DIR]
 #     1  GPU and versions, SVD cost; the 1B cells; the 7B LoRA cell x 3 repeats
 #     2  the 7B QLoRA cell x 3 repeats; harness overhead (trackers on vs off) and bench's loop vs the
 #        transformers Trainer, both on the 7B LoRA cell; 7B full; full in pure bf16 at 1B and 3B; 3B cells
 #     3  the GPU tests; QLoRA 70B; GaLore 7B
-#     4  GaLore 8B and 13B (each spends minutes in fp32 SVDs at its first projection)
-#     5  the 8B, 13B and 70B grid (full, LoRA, QLoRA); GaLore 3B (resume skips cells already recorded)
+#     4  GaLore 8B          GaLore's first projection is an fp32 SVD of every projected matrix (1.1 s per
+#     5  GaLore 13B         4096-wide matrix on an H100), minutes per cell, so these get a slot each
+#     6  the 8B, 13B and 70B grid (full, LoRA, QLoRA); GaLore 3B (resume skips cells already recorded)
 #   ARCHIVE_DIR (e.g. $OUT): where part N leaves results-N.tgz (records, logs, benchmark rows)
 #
 # Offline machine: bring the missing wheels (../shared/device/README.md) in .whl; they are installed into
@@ -72,16 +73,19 @@ EOF
   3)
     step gpu-tests python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
     sweep qlora-70b model=70b method=qlora
-    sweep galore-7b model=7b method=galore
+    sweep galore-7b model=7b method=galore cell_timeout_s="$(( $(left) - 20 ))"
     ;;
   4)
-    sweep galore-8b-13b model=8b,13b method=galore cell_timeout_s="$(( $(left) / 2 > 420 ? $(left) / 2 : 420 ))"
+    sweep galore-8b model=8b method=galore cell_timeout_s="$(( $(left) - 20 ))"
     ;;
   5)
+    sweep galore-13b model=13b method=galore cell_timeout_s="$(( $(left) - 20 ))"
+    ;;
+  6)
     sweep grid-8b-13b-70b model=8b,13b,70b method=full,lora_all,qlora
     sweep galore-3b model=3b method=galore
     ;;
-  *) echo "part must be 1 to 5" >&2; exit 2 ;;
+  *) echo "part must be 1 to 6" >&2; exit 2 ;;
 esac
 
 echo "== records in results/$exp"
