@@ -38,6 +38,7 @@ def bench(session: nox.Session) -> None:
     _install(session)
     session.run("python", "benchmarks/overhead.py", *session.posargs, env=ENV)
     session.run("python", "benchmarks/isolation.py", env=ENV)
+    session.run("python", "benchmarks/galore_refresh.py", env=ENV)
 
 
 def _has_records(folder: Path) -> bool:

@@ -121,6 +121,7 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
         record["timing"] = summarize(result.step_times, t.warmup_steps, result.measured_samples / n,
                                      result.measured_tokens / n, result.measured_steps, result.measured_seconds)
         record["timing"]["train_seconds_with_warmup"] = result.train_seconds
+        record["timing"]["warmup_step_times_s"] = result.warmup_step_times
         record["energy"] = energy.summary(result.measured_steps) if energy else None
         record["quality"] = log.summary() if log else None
         record["status"] = "success"

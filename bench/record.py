@@ -75,6 +75,8 @@ class TimingInfo(TypedDict):
     train_seconds: float  # measured steps only
     samples_per_step: int
     tokens_per_step: int
+    train_seconds_with_warmup: float  # every training segment, warm-up included
+    warmup_step_times_s: list[float]  # each warm-up step (trackers on; empty with trackers off): one-off costs
 
 
 class EnergyInfo(TypedDict):

@@ -1,5 +1,5 @@
-"""The training step loop. Warm-up steps run first and are not timed; each measured step is timed with the
-device synchronised before the clock is read. With trackers off it is the bare loop: one sync and two
+"""The training step loop. Warm-up steps run first and are left out of the rates; each step is timed with the
+device synchronised before the clock is read (warm-up steps apart, for the one-off costs they hold). With trackers off it is the bare loop: one sync and two
 clock reads around each run of measured steps, losses read once at the end.
 
 A StepLoop can run in segments (train a while, evaluate, train on): the clocks cover only the training
@@ -21,6 +21,7 @@ from bench.trackers.timing import StepTimer
 class TrainResult:
     losses: list[float] = field(default_factory=list)
     step_times: list[float] = field(default_factory=list)  # measured steps, trackers on
+    warmup_step_times: list[float] = field(default_factory=list)  # warm-up steps, trackers on
     measured_seconds: float = 0.0  # post-warm-up training time
     measured_steps: int = 0
     train_seconds: float = 0.0  # all training segments, warm-up included (time-to-quality clock)
@@ -86,12 +87,11 @@ class StepLoop:
                     self.on_measure_start()
                 measured_start = time.perf_counter()
             measured = self.step >= self.warmup_steps
-            timed = self.timer is not None and measured
-            if timed:
+            if self.timer is not None:
                 self.timer.begin()
             self._one_step(measured)
-            if timed:
-                self.timer.end()
+            if self.timer is not None:
+                self.timer.end(measured)
             self.step += 1
             if progress is not None:
                 progress.update(1)
@@ -106,6 +106,7 @@ class StepLoop:
     def result(self) -> TrainResult:
         losses = torch.stack(self._losses).float().cpu().tolist() if self._losses else []
         return TrainResult(losses=losses, step_times=list(self.timer.step_times) if self.timer else [],
+                           warmup_step_times=list(self.timer.warmup_times) if self.timer else [],
                            measured_seconds=self.measured_seconds,
                            measured_steps=max(0, self.step - self.warmup_steps), train_seconds=self.train_seconds,
                            measured_samples=self._samples, measured_tokens=int(self._tokens))

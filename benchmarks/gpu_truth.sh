@@ -7,8 +7,10 @@
 #     2  the 7B QLoRA cell x 3 repeats; harness overhead (trackers on vs off) and bench's loop vs the
 #        transformers Trainer, both on the 7B LoRA cell; 7B full; full in pure bf16 at 1B and 3B; 3B cells
 #     3  the GPU tests; QLoRA 70B; GaLore 7B
-#     4  GaLore 8B          GaLore's first projection is an fp32 SVD of every projected matrix (1.1 s per
-#     5  GaLore 13B         4096-wide matrix on an H100), minutes per cell, so these get a slot each
+#     4  GaLore 8B; the amortised-refresh check at 1B (benchmarks/galore_refresh.py)
+#     5  GaLore 13B
+#        (GaLore's first projection is an fp32 SVD of every projected matrix, 1.1 s per 4096-wide matrix on
+#        an H100: minutes per cell at 7B and up, so these cells get a slot each)
 #     6  the 8B, 13B and 70B grid (full, LoRA, QLoRA); GaLore 3B (resume skips cells already recorded)
 #   ARCHIVE_DIR (e.g. $OUT): where part N leaves results-N.tgz (records, logs, benchmark rows)
 #
@@ -76,7 +78,9 @@ EOF
     sweep galore-7b model=7b method=galore cell_timeout_s="$(( $(left) - 20 ))"
     ;;
   4)
-    sweep galore-8b model=8b method=galore cell_timeout_s="$(( $(left) - 20 ))"
+    sweep galore-8b model=8b method=galore cell_timeout_s="$(( $(left) - 150 ))"
+    step galore-refresh-1b python3 benchmarks/galore_refresh.py --model 1b --hidden 0 -- method.rank=16 \
+      train.precision=bf16 train.batch_size=4 train.seq_len=512 train.gradient_checkpointing=true
     ;;
   5)
     sweep galore-13b model=13b method=galore cell_timeout_s="$(( $(left) - 20 ))"

@@ -273,6 +273,8 @@ def test_run_cell_writes_a_successful_record(method, tmp_path):
     timing = record["timing"]
     t = cfg.train
     assert timing["measured_steps"] == t.steps - t.warmup_steps == len(timing["step_times_s"])
+    assert len(timing["warmup_step_times_s"]) == t.warmup_steps  # one-off costs (GaLore's first SVDs) kept apart
+    assert sum(timing["warmup_step_times_s"]) <= timing["train_seconds_with_warmup"] - timing["train_seconds"]
     assert timing["steps_per_s"] > 0
     assert timing["steps_per_s"] == pytest.approx(timing["measured_steps"] / sum(timing["step_times_s"]))
     assert timing["tokens_per_s"] == pytest.approx(timing["steps_per_s"] * t.batch_size * t.seq_len * t.grad_accum)

@@ -67,8 +67,9 @@ def assemble(dirs: list[str | Path], records: list[Rec], sections: list[Section]
             row.insert(1, Cell(rec["group"]))
     times = sorted(r["created_at"] for r in records if r["created_at"])
     names = ", ".join(dict.fromkeys(Path(d).resolve().name for d in dirs))
-    return Report(title=f"bench report: {names}", command="python -m bench.report " + " ".join(map(str, dirs)),
-                  sources=[str(d) for d in dirs], span=f"{times[0]} to {times[-1]}" if times else "unknown",
+    shown = [f"{Path(d).as_posix()}/" for d in dirs]  # one spelling, however the folder was typed
+    return Report(title=f"bench report: {names}", command="python -m bench.report " + " ".join(shown),
+                  sources=shown, span=f"{times[0]} to {times[-1]}" if times else "unknown",
                   skipped_files=skipped, sections=sections, records=index, n_records=len(records))
 
 

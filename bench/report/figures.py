@@ -178,7 +178,9 @@ def _dedupe_legend(ax) -> None:
 def speed_bars(group: Group, out_dir: Path) -> Fig:
     spec = Fig("speed", "Steps/s per method and model size",
                "Optimizer steps per second (higher is better); error bars: 95% CI over repeats where the record "
-               "has them. Cells without a measurement are labelled with their outcome.")
+               "has them. Cells without a measurement are labelled with their outcome. Black dash on a GaLore bar: "
+               "its steps/s with the projection refresh (every update_proj_gap steps) amortised; the bar is the "
+               "speed between refreshes.")
     palette = colors(group)
     models = sorted({r["model"] for r in group.records}, key=lambda m: (model_params(group.records, m), m))
 
@@ -201,6 +203,9 @@ def speed_bars(group: Group, out_dir: Path) -> Fig:
                         if mean and r["steps_per_s_ci95_hi"] is not None:
                             err = [[value - r["steps_per_s_ci95_lo"]], [r["steps_per_s_ci95_hi"] - value]]
                         ax.bar(x, value, width * 0.95, color=palette[label], yerr=err, capsize=2, label=label)
+                        if r["steps_per_s_amortised"] is not None:
+                            ax.plot(x, r["steps_per_s_amortised"], "_", color="black", markersize=14, mew=2,
+                                    label="GaLore, projection refresh amortised")
                     else:
                         ax.text(x, top * 0.02, outcome(r), rotation=90, ha="center", va="bottom", fontsize=7,
                                 color=palette[label])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench.record import read_record, record_files
+from bench.report.refresh import refresh_figures
 
 GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli")
 SQUAD_TASKS = ("squad", "squad_v2")
@@ -30,6 +31,7 @@ COLUMNS = (
     "est_activations_bytes", "est_runtime_bytes",
     "steps_per_s", "steps_per_s_mean", "steps_per_s_ci95_lo", "steps_per_s_ci95_hi", "tokens_per_s",
     "samples_per_s", "step_p50_s", "step_p90_s", "measured_steps", "train_seconds",
+    "refresh_every_steps", "refresh_seconds", "refresh_basis", "steps_per_s_amortised",
     "repeats_n", "repeats_succeeded", "peak_bytes_mean",
     "quality_metric", "quality_main", "quality_main_mean", "quality_score", "steps_to_target", "seconds_to_target",
     "energy_joules_per_step", "gpu_name", "gpu_memory_bytes", "gpu_driver", "gpu_cuda", "cpu_model",
@@ -177,6 +179,7 @@ def flatten(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         "tokens_per_s": num(get(timing, "tokens_per_s")), "samples_per_s": num(get(timing, "samples_per_s")),
         "step_p50_s": num(get(timing, "step_p50_s")), "step_p90_s": num(get(timing, "step_p90_s")),
         "measured_steps": integer(get(timing, "measured_steps")), "train_seconds": num(get(timing, "train_seconds")),
+        **refresh_figures(raw),
         "repeats_n": integer(get(raw, "repeats", "n")), "repeats_succeeded": integer(get(raw, "repeats", "succeeded")),
         "peak_bytes_mean": num(get(stats, "peak_bytes", "mean")),
         "quality_metric": text(get(quality, "main_metric")), "quality_main": main,

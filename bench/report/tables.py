@@ -60,6 +60,9 @@ def per_method(group: Group) -> Table:
     note = (f"Peak memory: {peak_note(group)}. Memory reduction = 1 - peak / full fine-tuning's peak (same model "
             "and workload; + = less memory, \u2212 = more). Speed vs LoRA = steps/s / LoRA's - 1 (+ = faster). "
             "Steps/s with repeats: mean \u00b1 95% CI half-width. Quality: the task's main metric, 0-100.")
+    if any(r["steps_per_s_amortised"] for r in group.records):
+        note += (" GaLore's steps/s is its speed between projection refreshes; the GaLore projection refresh "
+                 "table has it with the refresh amortised.")
     if cuda:
         note += " torch reserved / allocated: the allocator's pool / live tensors at their peak (max over phases)."
     else:
@@ -160,17 +163,56 @@ def speed_matrix(group: Group) -> Table:
     table = Table(f"speed-{group.slug}", f"Training speed, model x method{suffix}",
                   f"Steps/s {UP} (higher is better; one step = one optimizer step). In brackets: vs LoRA on the same "
                   "model and workload (+ = faster than LoRA). With repeats: mean \u00b1 95% CI half-width. "
-                  "\u2014 = no record.", ["Model"] + labels)
+                  "\u2014 = no record."
+                  + (f" GaLore: {REFRESH_NOTE}" if any(r["steps_per_s_amortised"] for r in group.records) else ""),
+                  ["Model"] + labels)
+
+    def versus(r: Rec, value) -> str:
+        diff = _relative(r, reference(group, r, "lora"), "lora", value)
+        return f" ({diff.text} vs LoRA)" if diff.kind == "value" and diff.text != "(ref.)" else ""
 
     def make(r: Rec) -> Cell:
         if not r.ok:
             return failure_cell(r)
-        diff = _relative(r, reference(group, r, "lora"), "lora", steps_value)
-        suffix = f" ({diff.text} vs LoRA)" if diff.kind == "value" and diff.text != "(ref.)" else ""
-        return Cell(steps_text(r) + suffix, r["id"])
+        text = steps_text(r) + versus(r, steps_value)
+        if r["steps_per_s_amortised"] is not None:  # GaLore: the speed between refreshes, then over a long run
+            text = (f"{text} between refreshes; {sig(r['steps_per_s_amortised'])}"
+                    f"{versus(r, lambda x: x['steps_per_s_amortised'] or steps_value(x))} "
+                    f"with the refresh every {r['refresh_every_steps']} steps")
+        return Cell(text, r["id"])
 
     table.rows = [[Cell(pair_header(group, p, bool(suffix)))]
                   + [_matrix_cells(group, label, p, make) for label in labels] for p in pairs]
+    return table
+
+
+REFRESH_NOTE = ("the cell's steps/s is the speed between projection refreshes; every update_proj_gap steps galore-torch "
+                "recomputes each projection with an fp32 SVD, and 'with the refresh' spreads that cost over the steps "
+                "between two refreshes (the refresh time from this record's warm-up, see the GaLore refresh table).")
+
+
+def refresh_table(group: Group) -> Table | None:
+    """GaLore records: the refresh period and cost, and steps/s between refreshes vs over a long run."""
+    recs = [r for r in group.records if r.ok and r["steps_per_s_amortised"] is not None]
+    if not recs:
+        return None
+    table = Table(f"refresh-{group.slug}", "GaLore projection refresh",
+                  "Every update_proj_gap optimizer steps galore-torch recomputes the projection of each projected "
+                  "matrix (an fp32 SVD). Refresh: that step's time minus the mean step, from the record's per-step "
+                  "times ('per-step') or, in records without per-step warm-up times, the warm-up's total minus "
+                  "warm-up steps x mean step ('warm-up total'); either way the first step's start-up is counted "
+                  "in, so it reads a little high. Amortised = gap / (gap x mean step + refresh): arithmetic on "
+                  "the record's measurements, assuming every refresh costs what the measured one did.",
+                  ["Method", "Model", "Refresh every (steps)", "Refresh (s) \u2193", "Basis",
+                   f"Steps/s between refreshes {UP}", f"Steps/s, refresh amortised {UP}",
+                   f"Amortised vs LoRA {UP}", "Record"], cell_refs=False)
+    for r in recs:
+        table.rows.append([
+            Cell(r["label"]), Cell(model_header(group.records, r["model"])), Cell(str(r["refresh_every_steps"])),
+            Cell(sig(r["refresh_seconds"]), r["id"]), Cell(str(r["refresh_basis"])), Cell(steps_text(r), r["id"]),
+            Cell(sig(r["steps_per_s_amortised"]), r["id"]),
+            _relative(r, reference(group, r, "lora"), "lora", lambda x: x["steps_per_s_amortised"] or steps_value(x)),
+            Cell(f"#{r['id']}", r["id"])])
     return table
 
 

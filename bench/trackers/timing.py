@@ -1,4 +1,6 @@
-"""Per-step wall-clock times of the measured (post-warm-up) steps, clocks read after a device sync."""
+"""Per-step wall-clock times, clocks read after a device sync: the measured (post-warm-up) steps, and the
+warm-up steps kept apart (they hold one-off costs: the first step's lazy initialisation, GaLore's first
+projection, an SVD of every projected matrix)."""
 from __future__ import annotations
 
 import statistics
@@ -11,14 +13,15 @@ class StepTimer:
         self._sync = synchronize
         self._t0 = 0.0
         self.step_times: list[float] = []
+        self.warmup_times: list[float] = []
 
     def begin(self) -> None:
         self._sync()
         self._t0 = time.perf_counter()
 
-    def end(self) -> None:
+    def end(self, measured: bool = True) -> None:
         self._sync()
-        self.step_times.append(time.perf_counter() - self._t0)
+        (self.step_times if measured else self.warmup_times).append(time.perf_counter() - self._t0)
 
 
 def summarize(step_times: list[float], warmup_steps: int, samples_per_step: int, tokens_per_step: int,
