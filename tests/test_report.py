@@ -233,3 +233,14 @@ def test_report_renders_in_headless_chromium(report_dir, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1400, 3000) and len(data) > 100_000  # a rendered page, not a blank one
+
+
+def test_energy_column_only_where_records_measured_energy(tmp_path, gpu):
+    assert not any("Energy" in c for c in tables.per_method(gpu).columns)  # the fixtures have none
+    import json
+    rec = json.loads((GPU_DIR / "lora-llama2-7b-synthetic-r16.json").read_text())  # 2 steps/s, 4,096 tokens/s
+    rec["energy"] = {"joules": 300.0, "joules_per_step": 30.0, "source": "nvmlDeviceGetTotalEnergyConsumption"}
+    (tmp_path / "lora.json").write_text(json.dumps(rec))
+    group = build_groups(load_records([tmp_path], warn=lambda m: None))[0]
+    row = row_of(tables.per_method(group), "lora")
+    assert row["Energy (J per 1k tokens) \u2193"] == "14.6"  # 30 J per step of 2,048 tokens

@@ -55,14 +55,19 @@ def per_method(group: Group) -> Table:
     columns = ["Method", "Model", "Task", "Status", f"Peak memory (GB) {DOWN}"]
     columns += ([f"torch reserved (GB) {DOWN}", f"torch allocated (GB) {DOWN}"] if cuda
                 else [f"Peak over baseline (GB) {DOWN}"])
-    columns += [f"Memory reduction vs full FT {UP}", f"Steps/s {UP}", f"Speed vs LoRA {UP}", f"Tokens/s {UP}",
-                "Trainable params (%)", "Steps trained", f"Quality (0-100) {UP}", "Record"]
+    energy = any(r["energy_joules_per_step"] for r in group.records)
+    columns += [f"Memory reduction vs full FT {UP}", f"Steps/s {UP}", f"Speed vs LoRA {UP}", f"Tokens/s {UP}"]
+    columns += [f"Energy (J per 1k tokens) {DOWN}"] if energy else []
+    columns += ["Trainable params (%)", "Steps trained", f"Quality (0-100) {UP}", "Record"]
     note = (f"Peak memory: {peak_note(group)}. Memory reduction = 1 - peak / full fine-tuning's peak (same model "
             "and workload; + = less memory, \u2212 = more). Speed vs LoRA = steps/s / LoRA's - 1 (+ = faster). "
             "Steps/s with repeats: mean \u00b1 95% CI half-width. Quality: the task's main metric, 0-100.")
     if any(r["steps_per_s_amortised"] for r in group.records):
         note += (" GaLore's steps/s is its speed between projection refreshes; the GaLore projection refresh "
                  "table has it with the refresh amortised.")
+    if energy:
+        note += (" Energy: NVML's total-energy counter of the whole GPU over the measured steps, per 1,000 "
+                 "trained tokens (GaLore's projection refresh, in the warm-up, is not in it).")
     if cuda:
         note += " torch reserved / allocated: the allocator's pool / live tensors at their peak (max over phases)."
     else:
@@ -83,6 +88,7 @@ def per_method(group: Group) -> Table:
                 Cell(steps_text(rec) if ok else NA, rec["id"]),
                 _relative(rec, reference(group, rec, "lora"), "lora", steps_value),
                 Cell(sig(rec["tokens_per_s"]) if ok else NA, rec["id"]),
+                *([Cell(_joules_per_1k_tokens(rec), rec["id"])] if energy else []),
                 Cell(f"{rec['trainable_pct']:.3g}%" if rec["trainable_pct"] is not None else NA, rec["id"]),
                 Cell(str(rec["train_steps"]) if ok and rec["train_steps"] is not None else NA, rec["id"]),
                 Cell(quality_text(rec) if ok else NA, rec["id"]),
@@ -93,6 +99,13 @@ def per_method(group: Group) -> Table:
         table.rows.append(row)
     table.footnotes = reference_notes(group)
     return table
+
+
+def _joules_per_1k_tokens(rec: Rec) -> str:
+    per_step, tokens_per_s, steps_per_s = rec["energy_joules_per_step"], rec["tokens_per_s"], rec["steps_per_s"]
+    if not rec.ok or per_step is None or not tokens_per_s or not steps_per_s:
+        return NA
+    return sig(1000.0 * per_step * steps_per_s / tokens_per_s)
 
 
 def reference_notes(group: Group) -> list[str]:
@@ -176,9 +189,8 @@ def speed_matrix(group: Group) -> Table:
             return failure_cell(r)
         text = steps_text(r) + versus(r, steps_value)
         if r["steps_per_s_amortised"] is not None:  # GaLore: the speed between refreshes, then over a long run
-            text = (f"{text} between refreshes; {sig(r['steps_per_s_amortised'])}"
-                    f"{versus(r, lambda x: x['steps_per_s_amortised'] or steps_value(x))} "
-                    f"with the refresh every {r['refresh_every_steps']} steps")
+            amortised = versus(r, lambda x: x["steps_per_s_amortised"] or steps_value(x)).replace(" vs LoRA", "")
+            text = f"{text}; refresh amortised: {sig(r['steps_per_s_amortised'])}{amortised}"
         return Cell(text, r["id"])
 
     table.rows = [[Cell(pair_header(group, p, bool(suffix)))]
@@ -186,9 +198,9 @@ def speed_matrix(group: Group) -> Table:
     return table
 
 
-REFRESH_NOTE = ("the cell's steps/s is the speed between projection refreshes; every update_proj_gap steps galore-torch "
-                "recomputes each projection with an fp32 SVD, and 'with the refresh' spreads that cost over the steps "
-                "between two refreshes (the refresh time from this record's warm-up, see the GaLore refresh table).")
+REFRESH_NOTE = ("the first figure is the speed between projection refreshes; every update_proj_gap steps "
+                "galore-torch recomputes each projection with an fp32 SVD, and 'refresh amortised' spreads that cost "
+                "over the steps between two refreshes (see the GaLore projection refresh table).")
 
 
 def refresh_table(group: Group) -> Table | None:
