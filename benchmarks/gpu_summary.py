@@ -8,6 +8,9 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.report.refresh import refresh_figures  # noqa: E402  (no torch)
+
 GB = 1e9
 
 
@@ -24,6 +27,10 @@ def line(r: dict) -> str:
     stats = (r.get("repeats") or {}).get("stats", {}).get("steps_per_s")
     if stats:
         steps += f" (n={stats['n']}, ±{stats['rel_ci95_half_width'] * 100:.1f}%)"
+    refresh = refresh_figures(r)
+    if refresh["steps_per_s_amortised"] is not None:
+        steps += (f"; {refresh['steps_per_s_amortised']:.3f} with the {refresh['refresh_seconds']:.0f} s refresh "
+                  f"every {refresh['refresh_every_steps']}")
     error = (r.get("error") or {}).get("message", "")[:70]
     return (f"| {cell.get('method')} | {cell.get('model')} | {cell.get('bits')} | {r['status']} | "
             f"{gb(mem.get('peak_bytes'))} | {gb(train.get('torch_max_reserved'))} | "

@@ -21,4 +21,5 @@ def test_one_billion_cell_on_gpu(make_cfg, method):
     assert train["samples"] >= 10  # 10 ms sampler over the whole phase
     assert train["torch_max_allocated"] <= train["torch_max_reserved"] <= memory["peak_bytes"]
     assert record["energy"] is None or record["energy"]["joules_per_step"] > 0
+    assert len(record["timing"]["warmup_step_times_s"]) == 3
     assert record["env"]["gpu"]["name"] and record["setup"]["compute_dtype"] in ("bfloat16", "float16")
