@@ -18,7 +18,8 @@
 # .site first. Every step runs under a share of BENCH_PART_SECONDS (default 540) so the archive is always
 # written. The sweep settings themselves are in conf/experiment/gpu_truth.yaml.
 set -uo pipefail
-part=${1:?part 1, 2 or 3}
+part=${1:?part 1 to 6}
+case $part in 1|2|3|4|5|6) ;; *) echo "part must be 1 to 6, not '$part'" >&2; exit 2 ;; esac
 archive=${2:-}
 budget=${BENCH_PART_SECONDS:-540}
 deadline=$((SECONDS + budget))
@@ -89,7 +90,6 @@ EOF
     sweep grid-8b-13b-70b model=8b,13b,70b method=full,lora_all,qlora
     sweep galore-3b model=3b method=galore
     ;;
-  *) echo "part must be 1 to 6" >&2; exit 2 ;;
 esac
 
 echo "== records in results/$exp"
