@@ -110,6 +110,7 @@ class RunConfig:
     preflight: bool = True
     # sweeps (bench.launcher)
     isolate: str = "auto"  # auto: a fresh process per cell in a multirun, inline otherwise | always | never
+    cell_start: str = "exec"  # how an isolated cell's process starts: exec | fork (from bench.forkserver)
     cell_timeout_s: float = 0.0  # a cell running longer is killed and recorded as failed (0: no limit)
     cell_memory_cap_gb: float = 0.0  # address-space cap of an isolated cell's process (0: none)
     force: bool = False  # rerun cells that already have a success record
@@ -134,7 +135,8 @@ class RunConfig:
         for key in ("sample_interval_ms", "rss_sample_interval_ms"):
             if not 0 < getattr(self, key) <= 1000:
                 raise ConfigError(f"{key} must be in (0, 1000] (got {getattr(self, key)})")
-        choices = {"isolate": ("auto", "always", "never"), "gpu_busy": ("warn", "refuse", "ignore"),
+        choices = {"isolate": ("auto", "always", "never"), "cell_start": ("exec", "fork"),
+                   "gpu_busy": ("warn", "refuse", "ignore"),
                    "fault": ("none", "raise", "sigkill")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from bench.forkserver import CELL_START_ENV
+
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "galore-torch", "accelerate", "datasets",
             "evaluate", "hydra-core", "nvidia-ml-py")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +85,7 @@ def collect(config_hash: str) -> dict[str, Any]:
         "cpu": cpu_info(),
         "gpu": gpu_info(),
         "torch_threads": torch.get_num_threads(),
+        "cell_start": os.environ.get(CELL_START_ENV, "inline"),  # exec | fork (a sweep's cell) | inline
         "git": git_state(),
         "config_hash": config_hash,
     }

@@ -10,9 +10,13 @@ A cell with parallel=fsdp|ddp (or nproc > 1) is started as `python -m torch.dist
 --nproc_per_node N -m bench.worker FILE` instead: torchrun's ranks run the cell (bench.distributed) and
 rank 0 writes the record. That child gets a process group of its own, so a timeout kills torchrun and
 every rank at once; the cap applies to each process.
+
+With cell_start=fork (single-process cells) the child is forked from a server that imported the libraries
+once (bench.forkserver): the same worker, record and failure handling, without seconds of imports per cell.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import resource
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench.config import RunConfig, to_dict
+from bench.forkserver import CELL_START_ENV, ForkServer, ForkServerGone
 from bench.record import SCHEMA_VERSION, config_hash, read_record, record_path, write_record
 
 
@@ -80,33 +85,74 @@ def _signal(child: subprocess.Popen, group: bool, sig: int) -> None:
         pass
 
 
-def run_isolated(cfg: RunConfig) -> tuple[dict[str, Any], Path, int]:
-    """Run one cell in a child process; returns (record, path, child exit status)."""
+def _run_exec(cfg: RunConfig, config_file: str) -> tuple[int, bool]:
+    """`python -m bench.worker FILE` (or torchrun); returns (exit status or -signal, timed out)."""
     from bench.distributed import CLAIM_ENV
 
+    cap = _address_space_cap(cfg.cell_memory_cap_gb) if cfg.cell_memory_cap_gb > 0 else None
+    group = is_multiprocess(cfg)  # torchrun and its ranks: one process group, killed together
+    env = {**os.environ, CELL_START_ENV: "exec", **({CLAIM_ENV: config_file + ".claim"} if group else {})}
+    child = subprocess.Popen(cell_command(cfg, config_file), preexec_fn=cap, start_new_session=group, env=env)
+    try:
+        return child.wait(timeout=cfg.cell_timeout_s or None), False
+    except subprocess.TimeoutExpired:
+        _signal(child, group, signal.SIGKILL)
+        return child.wait(), True
+    except BaseException:  # Ctrl-C reaches only this process when the cell has a session of its own
+        if group:
+            _signal(child, group, signal.SIGTERM)
+            child.wait()
+        raise
+
+
+_fork_server: ForkServer | None = None
+_fork_unusable: str | None = None
+
+
+def shared_fork_server() -> ForkServer | None:
+    """This sweep's fork server, started on first use; None (and one warning) where it can't be used."""
+    global _fork_server, _fork_unusable
+    if _fork_server is None and _fork_unusable is None:
+        try:
+            server = ForkServer()
+            if server.hello.get("cuda_initialized"):
+                server.close()
+                raise ForkServerGone("preloading the libraries initialised CUDA, so a forked cell could not "
+                                     "use the GPU")
+            _fork_server = server
+            atexit.register(server.close)
+        except ForkServerGone as exc:
+            _fork_unusable = str(exc)
+            print(f"bench: warning: cell_start=fork: {exc}; cells start with exec instead", file=sys.stderr,
+                  flush=True)
+    return _fork_server
+
+
+def _run_forked(cfg: RunConfig, config_file: str) -> tuple[int, bool] | None:
+    global _fork_server
+    server = shared_fork_server()
+    if server is None:
+        return None
+    cap = int(cfg.cell_memory_cap_gb * 1e9) if cfg.cell_memory_cap_gb > 0 else 0
+    try:
+        return server.run(config_file, cap, cfg.cell_timeout_s or None)
+    except ForkServerGone:  # the server died between cells: start a new one next time
+        _fork_server = None
+        return None
+
+
+def run_isolated(cfg: RunConfig) -> tuple[dict[str, Any], Path, int]:
+    """Run one cell in a child process; returns (record, path, child exit status)."""
     path = cell_record_path(cfg)
     started_wall = time.time()
     started = time.perf_counter()
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="bench-cell-", delete=False) as fh:
         json.dump(to_dict(cfg), fh)
         config_file = fh.name
-    cap = _address_space_cap(cfg.cell_memory_cap_gb) if cfg.cell_memory_cap_gb > 0 else None
-    group = is_multiprocess(cfg)  # torchrun and its ranks: one process group, killed together
-    env = {**os.environ, CLAIM_ENV: config_file + ".claim"} if group else None
+    group = is_multiprocess(cfg)
     try:
-        child = subprocess.Popen(cell_command(cfg, config_file), preexec_fn=cap, start_new_session=group,
-                                 env=env)
-        try:
-            code = child.wait(timeout=cfg.cell_timeout_s or None)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            _signal(child, group, signal.SIGKILL)
-            code, timed_out = child.wait(), True
-        except BaseException:  # Ctrl-C reaches only this process when the cell has a session of its own
-            if group:
-                _signal(child, group, signal.SIGTERM)
-                child.wait()
-            raise
+        forked = _run_forked(cfg, config_file) if cfg.cell_start == "fork" and not group else None
+        code, timed_out = forked if forked is not None else _run_exec(cfg, config_file)
     finally:
         os.unlink(config_file)
         Path(config_file + ".claim").unlink(missing_ok=True)

@@ -1,5 +1,5 @@
-"""Does isolation cost speed? One cell through the sweep launcher (a fresh process), the same cell
-in-process, and a bare PyTorch loop of the same shape (same model, optimizer and batches, no bench code),
+"""Does isolation cost speed? One cell through the sweep launcher (a fresh process, exec'd or forked from
+bench.forkserver), the same cell in-process, and a bare PyTorch loop of the same shape (same model, optimizer and batches, no bench code),
 interleaved round by round. Prints steps/s ratios against the bare loop and the start-up each isolated
 cell costs (its wall time minus its training time). Goal on a 2-core CPU: >= 0.97x the bare loop's steps/s
 and <= 5 s of start-up per cell.
@@ -9,6 +9,7 @@ and <= 5 s of start-up per cell.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -44,7 +45,7 @@ def bare_loop(cfg) -> float:
 def main() -> None:
     from benchmarks.overhead import compose
     from bench.cell import run_cell
-    from bench.launcher import run_isolated
+    from bench.launcher import run_isolated, shared_fork_server
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -53,14 +54,20 @@ def main() -> None:
     results = tempfile.mkdtemp(prefix="bench-isolation-")
     cfg = compose(["train.steps=40", "train.warmup_steps=5", "experiment_name=isolation", f"results_dir={results}",
                    "force=true", *args.overrides])
-    rates: dict[str, list[float]] = {"launcher": [], "inline": [], "bare": []}
-    startup: list[float] = []
+    rates: dict[str, list[float]] = {"launcher": [], "launcher, fork": [], "inline": [], "bare": []}
+    startup: dict[str, list[float]] = {"launcher": [], "launcher, fork": []}
+    forked_cfg = dataclasses.replace(cfg, cell_start="fork")
+    server_started = time.perf_counter()
+    if shared_fork_server() is None:
+        sys.exit("the fork server could not start")
+    server_seconds = time.perf_counter() - server_started
     for _ in range(args.rounds):
-        started = time.perf_counter()
-        record, _, _ = run_isolated(cfg)
-        elapsed = time.perf_counter() - started
-        rates["launcher"].append(record["timing"]["steps_per_s"])
-        startup.append(elapsed - record["timing"]["train_seconds_with_warmup"])
+        for name, variant in (("launcher", cfg), ("launcher, fork", forked_cfg)):
+            started = time.perf_counter()
+            record, _, _ = run_isolated(variant)
+            elapsed = time.perf_counter() - started
+            rates[name].append(record["timing"]["steps_per_s"])
+            startup[name].append(elapsed - record["timing"]["train_seconds_with_warmup"])
         record, _ = run_cell(cfg)
         rates["inline"].append(record["timing"]["steps_per_s"])
         rates["bare"].append(bare_loop(cfg))
@@ -72,8 +79,10 @@ def main() -> None:
     for name, values in rates.items():
         median = statistics.median(values)
         print(f"| {name} | {median:.3f} | {', '.join(f'{v:.2f}' for v in values)} | {median / bare:.3f}x |")
-    print(f"\nstart-up per isolated cell (wall minus training): median {statistics.median(startup):.1f} s "
-          f"({', '.join(f'{s:.1f}' for s in startup)}); goals: >= 0.97x the bare loop, <= 5 s start-up")
+    print("\nstart-up per isolated cell (wall minus training; goals: >= 0.97x the bare loop, <= 5 s start-up):")
+    for name, values in startup.items():
+        print(f"- {name}: median {statistics.median(values):.1f} s ({', '.join(f'{s:.1f}' for s in values)})")
+    print(f"- the fork server's own start (once per sweep): {server_seconds:.1f} s")
 
 
 if __name__ == "__main__":

@@ -23,3 +23,25 @@ def test_one_billion_cell_on_gpu(make_cfg, method):
     assert record["energy"] is None or record["energy"]["joules_per_step"] > 0
     assert len(record["timing"]["warmup_step_times_s"]) == 3
     assert record["env"]["gpu"]["name"] and record["setup"]["compute_dtype"] in ("bfloat16", "float16")
+
+
+def test_forked_cells_use_the_gpu(tmp_path):
+    """cell_start=fork on a GPU: the server must not have initialised CUDA, so both cells run on it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "bench.run", "-m", "method=lora,qlora", "model=tiny",
+                           "device=cuda", "train.steps=5", "train.warmup_steps=1", "cell_start=fork",
+                           f"results_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "cells start with exec instead" not in out, out[-3000:]
+    records = [json.loads(p.read_text()) for p in tmp_path.rglob("*.json")]
+    assert len(records) == 2
+    for record in records:
+        assert record["status"] == "success" and record["env"]["cell_start"] == "fork"
+        assert record["memory"]["device"] == "cuda"

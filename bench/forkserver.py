@@ -1,0 +1,184 @@
+"""A fork server for sweep cells (`cell_start=fork`): the libraries are imported once, each cell forks.
+
+A fresh `python -m bench.worker` spends most of its start-up importing torch, transformers and peft (8.6 s
+per cell on a 2-vCPU VM, against a 5 s goal). With cell_start=fork the sweep starts this server once; it
+imports those libraries and then, for each cell, forks a child that runs bench.worker's main on the cell's
+config file. The child starts a session of its own (so a timeout kills it and anything it started), takes
+the address-space cap and writes its own record, exactly as an exec'd cell does.
+
+CUDA must not be initialised before a fork, or the child can't use the GPU. So the server:
+- runs with PYTORCH_NVML_BASED_CUDA_CHECK=1, which makes torch.cuda.is_available() ask NVML instead of
+  initialising CUDA;
+- preloads peft only where no CUDA device is present, because peft imports bitsandbytes, whose import asks
+  for the device's compute capability (that initialises CUDA);
+- reports torch.cuda.is_initialized() after preloading. If it is true, the launcher stops the server and
+  starts cells with exec instead, with one warning.
+
+Protocol (JSON lines): requests on the server's stdin, {"config": path, "cap_bytes": n}; answers on the
+file descriptor named on its command line: {"ready": ..., "cuda_initialized": ...} once, then per cell
+{"pid": n} after the fork and {"pid": n, "code": exit status, or -signal} when the child ends.
+
+    python -m bench.forkserver FD      (started by bench.launcher, never by hand)
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import resource
+import select
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+CELL_START_ENV = "BENCH_CELL_START"  # how the cell's process began: exec | fork (the record's env says)
+PRELOAD = ("torch", "transformers", "transformers.models.llama.modeling_llama",
+           "transformers.models.bert.modeling_bert", "bench.cell", "bench.measure", "bench.models",
+           "bench.train", "bench.estimate.preflight")
+PRELOAD_WITHOUT_CUDA = ("peft",)  # imports bitsandbytes, which initialises CUDA where there is a GPU
+
+
+def preload() -> list[str]:
+    import torch
+
+    names = list(PRELOAD) + ([] if torch.cuda.is_available() else list(PRELOAD_WITHOUT_CUDA))
+    for name in names:
+        importlib.import_module(name)
+    return names
+
+
+def _child(request: dict, answers_fd: int) -> None:
+    """In the forked child: never returns."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the server ignores it; a cell does not
+        os.close(answers_fd)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)  # the requests pipe is the server's, not the cell's
+        os.setsid()
+        cap = int(request.get("cap_bytes") or 0)
+        if cap > 0:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        os.environ[CELL_START_ENV] = "fork"
+        from bench import worker
+
+        code = worker.main([request["config"]])
+    except SystemExit as exc:  # bench.cli.fail: bad input, exit 2
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - whatever happens, the child must end here, not return to the loop
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def serve(answers_fd: int) -> int:
+    answers = os.fdopen(answers_fd, "w", buffering=1, closefd=False)
+
+    def say(message: dict) -> None:
+        answers.write(json.dumps(message) + "\n")
+        answers.flush()
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's: it stops the cell, then closes us
+    started = time.perf_counter()
+    names = preload()
+    import torch
+
+    say({"ready": True, "cuda_initialized": bool(torch.cuda.is_initialized()), "preloaded": names,
+         "seconds": round(time.perf_counter() - started, 3)})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(request, answers_fd)
+        say({"pid": pid})
+        _, status = os.waitpid(pid, 0)
+        say({"pid": pid, "code": os.waitstatus_to_exitcode(status)})
+    return 0
+
+
+class ForkServerGone(Exception):
+    """The server ended or never became ready: the launcher starts cells with exec instead."""
+
+
+class ForkServer:
+    """The sweep's side: one server per sweep process, one cell at a time through it."""
+
+    def __init__(self, start_timeout_s: float = 300.0) -> None:
+        read_fd, write_fd = os.pipe()
+        env = {**os.environ, "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.forkserver", str(write_fd)],
+                                     stdin=subprocess.PIPE, pass_fds=(write_fd,), env=env, text=True)
+        os.close(write_fd)
+        self._fd, self._buffer = read_fd, b""
+        try:
+            self.hello = self._read(start_timeout_s)
+        except (TimeoutError, ForkServerGone) as exc:
+            self.close()
+            raise ForkServerGone(f"the fork server did not start ({exc or 'timed out'})") from None
+
+    def _read(self, timeout: float | None) -> dict:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([self._fd], [], [], wait)[0]:
+                raise TimeoutError
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                raise ForkServerGone("the fork server ended")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(self, config_file: str, cap_bytes: int, timeout: float | None) -> tuple[int, bool]:
+        """Fork one cell; returns (exit status or -signal, timed out). The cell's session is killed on a
+        timeout (SIGKILL) or when the sweep is interrupted (SIGTERM)."""
+        try:
+            self.proc.stdin.write(json.dumps({"config": config_file, "cap_bytes": cap_bytes}) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            raise ForkServerGone("the fork server ended") from None
+        pid = self._read(60.0)["pid"]
+        try:
+            return self._read(timeout)["code"], False
+        except TimeoutError:
+            _kill_session(pid, signal.SIGKILL)
+            return self._read(60.0)["code"], True
+        except BaseException:
+            _kill_session(pid, signal.SIGTERM)
+            try:  # take the child's end off the pipe, so the next cell reads its own answers
+                self._read(30.0)
+            except Exception:  # noqa: BLE001 - the sweep is stopping anyway
+                pass
+            raise
+
+    def close(self) -> None:
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+        os.close(self._fd)
+
+
+def _kill_session(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    sys.exit(serve(int(sys.argv[1])))
