@@ -273,3 +273,18 @@ def test_ci_experiments_pass_the_command_line_checks(experiment):
     argv = ["-m", f"+experiment={experiment}"]
     validate_argv(argv)
     assert count_jobs(argv) == 4
+
+
+def test_cpu_cells_started_differently_are_flagged_as_not_comparable(tmp_path, capsys):
+    def started(how: str, device: str) -> dict:
+        record = load(QLORA)
+        record["memory"]["device"] = device
+        record["env"]["cell_start"] = how
+        return record
+
+    for device, flagged in (("cpu", True), ("cuda", False)):
+        base = side(tmp_path, f"base-{device}", started("exec", device))
+        cand = side(tmp_path, f"cand-{device}", started("fork", device))
+        code, out, err = gate(base, cand, capsys=capsys)
+        assert code == 0, err
+        assert ("cell start exec vs fork: CPU peaks not comparable" in out) is flagged

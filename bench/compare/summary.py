@@ -65,8 +65,19 @@ def row(cell: CellResult) -> str:
         notes.append(f"status {present.get('status')}")
     if cell.base and cell.cand:
         notes.append(f"repeats {repeats[0]} vs {repeats[1]}")
+        notes += start_mismatch(cell.base, cell.cand)
     cols.append("; ".join(notes))
     return "| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |"
+
+
+def start_mismatch(base: dict[str, Any], cand: dict[str, Any]) -> list[str]:
+    """A CPU cell forked from bench.forkserver starts from the server's resident set: its peak is not
+    comparable with an exec'd cell's (GPU peaks are per process and unaffected)."""
+    starts = [(r.get("env") or {}).get("cell_start") for r in (base, cand)]
+    cpu = any(((r.get("memory") or {}).get("device")) == "cpu" for r in (base, cand))
+    if cpu and None not in starts and starts[0] != starts[1]:
+        return [f"cell start {starts[0]} vs {starts[1]}: CPU peaks not comparable"]
+    return []
 
 
 def headline(comparison: Comparison) -> str:
