@@ -4,6 +4,7 @@ each parameter steps inside backward and its gradient is freed at once."""
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any, Iterator
 
 import torch
@@ -108,6 +109,8 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> Any:
     galore_keys = {"rank": m.rank, "update_proj_gap": m.update_proj_gap, "scale": m.scale,
                    "proj_type": m.proj_type}
     projected_ids = {id(p) for p in projected}
+    print(f"bench: GaLore: the first step computes the projection of {len(projected)} matrices (one fp32 SVD "
+          f"each; minutes at 7B and up), and again every {m.update_proj_gap} steps", file=sys.stderr, flush=True)
     regular = [p for p in model.parameters() if p.requires_grad and id(p) not in projected_ids]
     if not m.layerwise:
         groups = [{"params": regular}, {"params": projected, **galore_keys}]
