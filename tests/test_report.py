@@ -244,3 +244,19 @@ def test_energy_column_only_where_records_measured_energy(tmp_path, gpu):
     group = build_groups(load_records([tmp_path], warn=lambda m: None))[0]
     row = row_of(tables.per_method(group), "lora")
     assert row["Energy (J per 1k tokens) \u2193"] == "14.6"  # 30 J per step of 2,048 tokens
+
+
+def test_mfu_from_the_stored_flop_count_and_the_catalog_peak(tmp_path, gpu):
+    import json
+    assert not any("MFU" in c for c in tables.per_method(gpu).columns)  # no FLOP counts in the fixtures
+    rec = json.loads((GPU_DIR / "lora-llama2-7b-synthetic-r16.json").read_text())  # H100 SXM, 2 steps/s
+    rec["preflight"]["flops"] = {"model_flops": 49.45e12}
+    (tmp_path / "lora.json").write_text(json.dumps(rec))
+    cpu_rec = dict(rec, setup={**rec["setup"], "compute_dtype": "float32"})  # no 16-bit peak to compare with
+    (tmp_path / "lora-fp32.json").write_text(json.dumps({**cpu_rec, "cell": {**rec["cell"], "model": "other"}}))
+    group = build_groups(load_records([tmp_path], warn=lambda m: None))[0]
+    table = tables.per_method(group)
+    assert row_of(table, "lora", "llama2-7b")["MFU (%) \u2191"] == "10.0"  # 49.45 TFLOP x 2 / 989 TFLOP/s
+    other = next(row for row in texts(table) if row[1].startswith("other"))
+    assert dict(zip(table.columns, other))["MFU (%) \u2191"] == "n/a"
+    assert "989 TFLOP/s" in table.note

@@ -7,7 +7,9 @@ from bench.report.cells import (NA, PEAK_SOURCES, Cell, Table, estimate_bytes, f
                                 na, none, outcome, outcome_kind, quality_text, sig, signed_pct, steps_text,
                                 steps_value)
 from bench.report.groups import Group, method_base, method_sort_key, model_params, workload, workload_title
+from bench.report.fit import load_gpus
 from bench.report.load import Rec
+from bench.report.mfu import catalog_gpu, mfu
 
 DOWN, UP = "\u2193", "\u2191"
 
@@ -56,7 +58,10 @@ def per_method(group: Group) -> Table:
     columns += ([f"torch reserved (GB) {DOWN}", f"torch allocated (GB) {DOWN}"] if cuda
                 else [f"Peak over baseline (GB) {DOWN}"])
     energy = any(r["energy_joules_per_step"] for r in group.records)
+    gpus = load_gpus() if cuda else []
+    utilisation = any(mfu(r, gpus) is not None for r in group.records)
     columns += [f"Memory reduction vs full FT {UP}", f"Steps/s {UP}", f"Speed vs LoRA {UP}", f"Tokens/s {UP}"]
+    columns += [f"MFU (%) {UP}"] if utilisation else []
     columns += [f"Energy (J per 1k tokens) {DOWN}"] if energy else []
     columns += ["Trainable params (%)", "Steps trained", f"Quality (0-100) {UP}", "Record"]
     note = (f"Peak memory: {peak_note(group)}. Memory reduction = 1 - peak / full fine-tuning's peak (same model "
@@ -65,6 +70,11 @@ def per_method(group: Group) -> Table:
     if any(r["steps_per_s_amortised"] for r in group.records):
         note += (" GaLore's steps/s is its speed between projection refreshes; the GaLore projection refresh "
                  "table has it with the refresh amortised.")
+    if utilisation:
+        gpu = next(g for g in (catalog_gpu(r, gpus) for r in group.records) if g is not None)
+        note += (f" MFU: model FLOPs per step (bench.estimate's count: 6N per token for full FT and GaLore, 4N "
+                 f"plus the adapters for LoRA/QLoRA, no recomputation) x steps/s, over {gpu.name}'s dense 16-bit "
+                 f"peak of {gpu.peak_tflops(2):g} TFLOP/s (conf/gpu/).")
     if energy:
         note += (" Energy: NVML's total-energy counter of the whole GPU over the measured steps, per 1,000 "
                  "trained tokens (GaLore's projection refresh, in the warm-up, is not in it).")
@@ -88,6 +98,7 @@ def per_method(group: Group) -> Table:
                 Cell(steps_text(rec) if ok else NA, rec["id"]),
                 _relative(rec, reference(group, rec, "lora"), "lora", steps_value),
                 Cell(sig(rec["tokens_per_s"]) if ok else NA, rec["id"]),
+                *([Cell(_percent(mfu(rec, gpus)), rec["id"])] if utilisation else []),
                 *([Cell(_joules_per_1k_tokens(rec), rec["id"])] if energy else []),
                 Cell(f"{rec['trainable_pct']:.3g}%" if rec["trainable_pct"] is not None else NA, rec["id"]),
                 Cell(str(rec["train_steps"]) if ok and rec["train_steps"] is not None else NA, rec["id"]),
@@ -99,6 +110,10 @@ def per_method(group: Group) -> Table:
         table.rows.append(row)
     table.footnotes = reference_notes(group)
     return table
+
+
+def _percent(fraction: float | None) -> str:
+    return NA if fraction is None else f"{100 * fraction:.1f}"
 
 
 def _joules_per_1k_tokens(rec: Rec) -> str:
