@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.estimate.flops import time_floor_s
+from bench.estimate.gpus import for_device
 from bench.record import record_files
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def _row(cell: str, component: str, predicted: float | None, measured: float | N
 def _gpu_for(record: dict, catalog: dict[str, Gpu]) -> Gpu | None:
     gpu_env = (record.get("env") or {}).get("gpu") or {}
     name = str(gpu_env.get("name", "")) if isinstance(gpu_env, dict) else ""
-    return next((g for g in catalog.values() if g.matches(name)), None)
+    return for_device(name, catalog.values())
 
 
 def compare(record: dict, pred: Prediction, catalog: dict[str, Gpu]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from bench.config import ConfigError
 
@@ -41,6 +42,11 @@ class Gpu:
         if dtype_bytes >= 4:
             return None
         return self.bf16_tflops or self.fp16_tflops
+
+
+def for_device(device_name: str, gpus: Iterable[Gpu]) -> Gpu | None:
+    """The catalog entry of a CUDA device name (as NVML and torch report it), or None."""
+    return next((g for g in gpus if g.matches(device_name)), None) if device_name else None
 
 
 def load_catalog(directory: Path = GPU_DIR) -> dict[str, Gpu]:

@@ -7,14 +7,14 @@ compute in 16 bits, or the record has no FLOP count.
 """
 from __future__ import annotations
 
+from bench.estimate.gpus import for_device
 from bench.report.load import Rec
 
 SIXTEEN_BIT = ("bfloat16", "float16")
 
 
 def catalog_gpu(rec: Rec, gpus: list):
-    name = rec["gpu_name"] or ""
-    return next((g for g in gpus if g.matches(name)), None) if name else None
+    return for_device(rec["gpu_name"] or "", gpus)
 
 
 def mfu(rec: Rec, gpus: list) -> float | None:
