@@ -129,6 +129,11 @@ def steps_value(rec: Rec) -> float | None:
     return rec["steps_per_s_mean"] if repeated else rec["steps_per_s"]
 
 
+def long_run_steps_value(rec: Rec) -> float | None:
+    """Steps/s over a long run: GaLore's with its projection refresh amortised, every other method's as is."""
+    return rec["steps_per_s_amortised"] or steps_value(rec)
+
+
 def quality_text(rec: Rec) -> str:
     if rec["quality_score"] is None:
         return NA

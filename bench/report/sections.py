@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.report import figures, figures_quality, fit, quality_tables, tables
-from bench.report.cells import Cell, Table, gb, model_header, outcome, quality_text, sig, steps_text, steps_value
+from bench.report.cells import (Cell, Table, gb, long_run_steps_value, model_header, outcome, quality_text, sig,
+                                steps_text, steps_value)
 from bench.report.figures import Fig
 from bench.report.groups import Group, model_params, workload, workload_title
 from bench.report.load import PACKAGES, Rec
@@ -48,7 +49,7 @@ def findings(group: Group) -> list[tuple[str, list[tuple[str, int | None]]]]:
             best = min(mem, key=lambda r: r["peak_bytes"])
             items.append((f"lowest peak memory: {best['label']}, {gb(best['peak_bytes'])} GB", best["id"]))
         if (fast := [r for r in ok if steps_value(r)]):  # GaLore ranked by its speed over a long run
-            best = max(fast, key=lambda r: r["steps_per_s_amortised"] or steps_value(r))
+            best = max(fast, key=long_run_steps_value)
             speed = (f"{sig(best['steps_per_s_amortised'])} steps/s with its projection refresh every "
                      f"{best['refresh_every_steps']} steps ({steps_text(best)} between refreshes)"
                      if best["steps_per_s_amortised"] is not None else f"{steps_text(best)} steps/s")

@@ -3,9 +3,9 @@ records index. Comparisons (vs full fine-tuning, vs LoRA) are only made between 
 model and workload (task, batch, sequence length); an outcome that is not a success shows as such."""
 from __future__ import annotations
 
-from bench.report.cells import (NA, PEAK_SOURCES, Cell, Table, estimate_bytes, failure_cell, gb, model_header,
-                                na, none, outcome, outcome_kind, quality_text, sig, signed_pct, steps_text,
-                                steps_value)
+from bench.report.cells import (NA, PEAK_SOURCES, Cell, Table, estimate_bytes, failure_cell, gb,
+                                long_run_steps_value, model_header, na, none, outcome, outcome_kind, quality_text,
+                                sig, signed_pct, steps_text, steps_value)
 from bench.report.groups import Group, method_base, method_sort_key, model_params, workload, workload_title
 from bench.report.fit import load_gpus
 from bench.report.load import Rec
@@ -204,7 +204,7 @@ def speed_matrix(group: Group) -> Table:
             return failure_cell(r)
         text = steps_text(r) + versus(r, steps_value)
         if r["steps_per_s_amortised"] is not None:  # GaLore: the speed between refreshes, then over a long run
-            amortised = versus(r, lambda x: x["steps_per_s_amortised"] or steps_value(x)).replace(" vs LoRA", "")
+            amortised = versus(r, long_run_steps_value).replace(" vs LoRA", "")
             text = f"{text}; refresh amortised: {sig(r['steps_per_s_amortised'])}{amortised}"
         return Cell(text, r["id"])
 
@@ -238,7 +238,7 @@ def refresh_table(group: Group) -> Table | None:
             Cell(r["label"]), Cell(model_header(group.records, r["model"])), Cell(str(r["refresh_every_steps"])),
             Cell(sig(r["refresh_seconds"]), r["id"]), Cell(str(r["refresh_basis"])), Cell(steps_text(r), r["id"]),
             Cell(sig(r["steps_per_s_amortised"]), r["id"]),
-            _relative(r, reference(group, r, "lora"), "lora", lambda x: x["steps_per_s_amortised"] or steps_value(x)),
+            _relative(r, reference(group, r, "lora"), "lora", long_run_steps_value),
             Cell(f"#{r['id']}", r["id"])])
     return table
 
