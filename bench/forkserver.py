@@ -49,6 +49,13 @@ def preload() -> list[str]:
     return names
 
 
+def limit_address_space(cap_bytes: int) -> None:
+    """cell_memory_cap_gb in the cell's own process (after fork; before exec for an exec'd cell): an
+    allocation past it fails inside the cell, which records oom. 0: no cap."""
+    if cap_bytes > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (cap_bytes, cap_bytes))
+
+
 def _child(request: dict, answers_fd: int) -> None:
     """In the forked child: never returns."""
     code = 1
@@ -58,9 +65,7 @@ def _child(request: dict, answers_fd: int) -> None:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)  # the requests pipe is the server's, not the cell's
         os.setsid()
-        cap = int(request.get("cap_bytes") or 0)
-        if cap > 0:
-            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        limit_address_space(int(request.get("cap_bytes") or 0))
         os.environ[CELL_START_ENV] = "fork"
         from bench import worker
 
@@ -160,6 +165,9 @@ class ForkServer:
             raise
 
     def close(self) -> None:
+        """End the server (closing its stdin ends its loop); safe to call twice (a dead server, then atexit)."""
+        if self._fd is None:
+            return
         try:
             if self.proc.stdin:
                 self.proc.stdin.close()
@@ -167,6 +175,7 @@ class ForkServer:
         except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()
         os.close(self._fd)
+        self._fd = None
 
 
 def _kill_session(pid: int, sig: int) -> None:

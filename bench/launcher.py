@@ -17,19 +17,19 @@ once (bench.forkserver): the same worker, record and failure handling, without s
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.config import RunConfig, to_dict
-from bench.forkserver import CELL_START_ENV, ForkServer, ForkServerGone
+from bench.forkserver import CELL_START_ENV, ForkServer, ForkServerGone, limit_address_space
 from bench.record import SCHEMA_VERSION, config_hash, read_record, record_path, write_record
 
 
@@ -39,13 +39,9 @@ def cell_record_path(cfg: RunConfig) -> Path:
     return record_path(cfg.results_dir, cfg.experiment_name, cell_labels(cfg), config_hash(to_dict(cfg)))
 
 
-def _address_space_cap(gigabytes: float) -> Callable[[], None]:
-    limit = int(gigabytes * 1e9)
-
-    def apply() -> None:  # runs in the child between fork and exec
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
+def _cap_bytes(cfg: RunConfig) -> int:
+    """cell_memory_cap_gb in bytes (0: no cap)."""
+    return int(cfg.cell_memory_cap_gb * 1e9) if cfg.cell_memory_cap_gb > 0 else 0
 
 
 def _parent_record(cfg: RunConfig, status: str, error_type: str, message: str, seconds: float) -> dict[str, Any]:
@@ -89,7 +85,7 @@ def _run_exec(cfg: RunConfig, config_file: str) -> tuple[int, bool]:
     """`python -m bench.worker FILE` (or torchrun); returns (exit status or -signal, timed out)."""
     from bench.distributed import CLAIM_ENV
 
-    cap = _address_space_cap(cfg.cell_memory_cap_gb) if cfg.cell_memory_cap_gb > 0 else None
+    cap = functools.partial(limit_address_space, _cap_bytes(cfg)) if _cap_bytes(cfg) else None  # before exec
     group = is_multiprocess(cfg)  # torchrun and its ranks: one process group, killed together
     env = {**os.environ, CELL_START_ENV: "exec", **({CLAIM_ENV: config_file + ".claim"} if group else {})}
     child = subprocess.Popen(cell_command(cfg, config_file), preexec_fn=cap, start_new_session=group, env=env)
@@ -133,10 +129,10 @@ def _run_forked(cfg: RunConfig, config_file: str) -> tuple[int, bool] | None:
     server = shared_fork_server()
     if server is None:
         return None
-    cap = int(cfg.cell_memory_cap_gb * 1e9) if cfg.cell_memory_cap_gb > 0 else 0
     try:
-        return server.run(config_file, cap, cfg.cell_timeout_s or None)
+        return server.run(config_file, _cap_bytes(cfg), cfg.cell_timeout_s or None)
     except ForkServerGone:  # the server died between cells: start a new one next time
+        server.close()
         _fork_server = None
         return None
 
