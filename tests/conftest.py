@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -8,6 +9,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+def bench_cli(*args: str, timeout: float = 600) -> tuple[int, str]:
+    """`python -m bench.run ARGS` in a fresh process from the repository root, offline: (exit status,
+    stdout + stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "bench.run", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return proc.returncode, proc.stdout + proc.stderr
 
 
 def compose_raw(*overrides: str) -> dict:

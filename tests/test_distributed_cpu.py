@@ -4,22 +4,17 @@ Only the CPU/gloo path can be tested here; NCCL on several GPUs is the same code
 """
 import json
 import math
-import os
-import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, compose_raw
+from conftest import bench_cli, compose_raw
 
 QUICK = ["model=tiny", "train.steps=3", "train.warmup_steps=1"]
 
 
 def bench_run(*args, results):
-    proc = subprocess.run([sys.executable, "-m", "bench.run", *QUICK, *args, f"results_dir={results}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    return proc.returncode, proc.stdout + proc.stderr
+    return bench_cli(*QUICK, *args, f"results_dir={results}", timeout=300)
 
 
 def single_process_params():

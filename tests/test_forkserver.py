@@ -2,20 +2,14 @@
 failure handling as exec'd cells (OOM under the cap, a raising cell, a SIGKILLed cell, a timeout), and the
 fallback to exec where the server can't be used (it initialised CUDA, or it never started)."""
 import json
-import os
-import subprocess
-import sys
 
-from conftest import ROOT
+from conftest import ROOT, bench_cli
 
 CASES = f"hydra.searchpath=[file://{ROOT}/tests/fixtures/sweep_conf]"
 
 
 def bench_run(*args, results):
-    proc = subprocess.run([sys.executable, "-m", "bench.run", *args, f"results_dir={results}", "cell_start=fork"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    return proc.returncode, proc.stdout + proc.stderr
+    return bench_cli(*args, f"results_dir={results}", "cell_start=fork")
 
 
 def records(folder):

@@ -28,18 +28,12 @@ def test_one_billion_cell_on_gpu(make_cfg, method):
 def test_forked_cells_use_the_gpu(tmp_path):
     """cell_start=fork on a GPU: the server must not have initialised CUDA, so both cells run on it."""
     import json
-    import os
-    import subprocess
-    import sys
 
-    from conftest import ROOT
+    from conftest import bench_cli
 
-    proc = subprocess.run([sys.executable, "-m", "bench.run", "-m", "method=lora,qlora", "model=tiny",
-                           "device=cuda", "train.steps=5", "train.warmup_steps=1", "cell_start=fork",
-                           f"results_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0 and "cells start with exec instead" not in out, out[-3000:]
+    code, out = bench_cli("-m", "method=lora,qlora", "model=tiny", "device=cuda", "train.steps=5",
+                          "train.warmup_steps=1", "cell_start=fork", f"results_dir={tmp_path}")
+    assert code == 0 and "cells start with exec instead" not in out, out[-3000:]
     records = [json.loads(p.read_text()) for p in tmp_path.rglob("*.json")]
     assert len(records) == 2
     for record in records:

@@ -1,22 +1,16 @@
 """Sweeps: every cell in its own process, failures as records, resume, dedupe, submitit's local executor."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, bench_cli
 
 CASES = f"hydra.searchpath=[file://{ROOT}/tests/fixtures/sweep_conf]"
 QUICK = ["train.steps=3", "train.warmup_steps=1"]
 
 
 def bench_run(*args, results):
-    proc = subprocess.run([sys.executable, "-m", "bench.run", *args, *QUICK, f"results_dir={results}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    return proc.returncode, proc.stdout + proc.stderr
+    return bench_cli(*args, *QUICK, f"results_dir={results}")
 
 
 def records(folder):
