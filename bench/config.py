@@ -113,6 +113,9 @@ class RunConfig:
     cell_start: str = "exec"  # how an isolated cell's process starts: exec | fork (from bench.forkserver)
     cell_timeout_s: float = 0.0  # a cell running longer is killed and recorded as failed (0: no limit)
     cell_memory_cap_gb: float = 0.0  # address-space cap of an isolated cell's process (0: none)
+    # time preflight: a cell predicted (FLOPs per step / this device's measured throughput) to train longer
+    # than this is skipped as too slow here, before it loads anything (0: no limit)
+    max_cell_minutes: float = 30.0
     force: bool = False  # rerun cells that already have a success record
     repeats: int = 1  # run the cell N times, each in a fresh process; the record keeps all and their spread
     gpu_busy: str = "warn"  # another process holds > gpu_busy_threshold_gb on the GPU: warn | refuse | ignore
@@ -143,7 +146,7 @@ class RunConfig:
                 raise ConfigError(f"{key} must be one of {', '.join(allowed)} (got {getattr(self, key)!r})")
         if self.repeats < 1:
             raise ConfigError(f"repeats must be >= 1 (got {self.repeats})")
-        for key in ("cell_timeout_s", "cell_memory_cap_gb", "gpu_busy_threshold_gb"):
+        for key in ("cell_timeout_s", "cell_memory_cap_gb", "gpu_busy_threshold_gb", "max_cell_minutes"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0 (got {getattr(self, key)})")
         for name, lr in (self.lr_by_method or {}).items():
