@@ -19,7 +19,10 @@ GROUPS = ("method", "model", "task", "train")
 
 
 def fail(exc: BaseException, prog: str = "bench.run") -> NoReturn:
-    print(f"{prog}: error: {str(exc).splitlines()[0]}", file=sys.stderr, flush=True)
+    line = (str(exc).splitlines() or [type(exc).__name__])[0]
+    if len(line) > 600:  # some library messages list every option they know (12,000 characters)
+        line = line[:600] + " ..."
+    print(f"{prog}: error: {line}", file=sys.stderr, flush=True)
     sys.exit(2)
 
 
@@ -94,7 +97,7 @@ def sweep_overrides(argv: list[str]) -> list[str]:
         raise _one_line(exc) from None
     merged = {key: f"{key}={value}" for key, value in (params or {}).items()}
     for override in overrides:
-        merged[override.split("=", 1)[0]] = override
+        merged[override.split("=", 1)[0].lstrip("+")] = override
     return list(merged.values())
 
 
@@ -107,20 +110,90 @@ def count_jobs(argv: list[str]) -> int:
     return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
 
 
-def validate_argv(argv: list[str]) -> None:
+# Hydra's own flags that bench.run passes through; anything else starting with "-" is refused in one line.
+HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-i", "--info", "-c", "--cfg", "-p",
+               "--package", "--resolve", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
+               "--version", "-sc", "--shell-completion", "--experimental-rerun")
+MAX_GRID = 100_000  # cells one command line may expand to (each is composed and checked before launch)
+
+
+def check_flags(argv: list[str]) -> None:
+    for arg in argv:
+        if arg.startswith("-") and "=" not in arg and arg not in HYDRA_FLAGS:
+            raise ConfigError(f"{arg}: unknown option (bench.run takes overrides key=value, and -m for a sweep)")
+
+
+def _schema_keys() -> set[str]:
+    """Config keys bench's typed schema knows, spelled as overrides (model.tokenizer, lr_by_method, ...)."""
+    import dataclasses
+
+    from bench.config import METHOD_CLASSES, ModelConfig, RunConfig, TaskConfig, TrainConfig
+
+    keys = {f.name for f in dataclasses.fields(RunConfig)} - set(GROUPS)
+    for group, classes in (("model", [ModelConfig]), ("task", [TaskConfig]), ("train", [TrainConfig]),
+                           ("method", list(METHOD_CLASSES.values()))):
+        keys |= {f"{group}.{f.name}" for cls in classes for f in dataclasses.fields(cls)}
+    return keys
+
+
+def normalize_overrides(argv: list[str]) -> list[str]:
+    """`model.tokenizer=X` as the README writes it, for keys of bench's schema that a config file may leave
+    out (Hydra's struct mode refuses a plain override of a key the composed config lacks): such an override
+    becomes `++key=X` (add or set). model.arch.* are free architecture keys and are treated the same way."""
+    known = _schema_keys()
+    out = []
+    for arg in argv:
+        key = arg.split("=", 1)[0]
+        if "=" in arg and not arg.startswith(("+", "~", "-")) and (key in known or key.startswith("model.arch.")):
+            arg = "++" + arg
+        out.append(arg)
+    return out
+
+
+def grid(argv: list[str]) -> list[list[str]]:
+    """Every combination a command line runs, as override lists (one list without -m)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    multirun = "-m" in argv or "--multirun" in argv
+    overrides = sweep_overrides(argv) if multirun else _overrides(argv)
+    _expand(overrides)  # names an unknown group option (one line) before anything is composed
+    if not multirun:
+        return [overrides]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        raise ConfigError(f"bad override: {str(exc).splitlines()[0]}") from None
+    total = 1
+    for override in parsed:
+        total *= len(list(override.sweep_string_iterator())) if override.is_sweep_override() else 1
+    if total > MAX_GRID:
+        raise ConfigError(f"-m: the sweep expands to {total:,} cells (at most {MAX_GRID:,})")
+    return [combo for batch in BasicSweeper.split_arguments(parsed, None) for combo in batch]
+
+
+def validate_argv(argv: list[str]) -> list:
+    """Compose and bind every combination; returns their RunConfigs ([] for --help / --cfg)."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    if any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") for a in argv):
-        return
-    multirun = "-m" in argv or "--multirun" in argv
-    combos = _expand(sweep_overrides(argv) if multirun else _overrides(argv))
+    check_flags(argv)
+    if any(a in ("--help", "-h", "--hydra-help", "--info", "-i", "--version") or a.startswith("--cfg")
+           or a in ("-c", "-sc", "--shell-completion") for a in argv):
+        return []
+    configs, seen = [], {}
+    combos = grid(argv)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        for combo in itertools.islice(combos, 200):
+        for combo in combos:
             try:
-                raw = compose(config_name="config", overrides=combo)
-                build_run_config(OmegaConf.to_container(raw, resolve=True))
+                raw = OmegaConf.to_container(compose(config_name="config", overrides=combo), resolve=True)
             except (HydraException, OmegaConfBaseException) as exc:
                 raise _one_line(exc) from None
+            key = repr(raw)
+            if key not in seen:
+                seen[key] = build_run_config(raw)
+            configs.append(seen[key])
+    return configs

@@ -7,6 +7,7 @@ entry point ever sees a DictConfig.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -36,6 +37,40 @@ class ModelConfig:
                               f"(model {self.name!r} has none)")
         if not self.pretrained and "model_type" not in self.arch:
             raise ConfigError(f"model.arch.model_type is required for a random-init model ({self.name!r})")
+        check_arch(self.arch)
+        if self.attn_implementation not in ATTENTION:
+            raise ConfigError(f"model.attn_implementation must be one of {', '.join(ATTENTION)} "
+                              f"(got {self.attn_implementation!r})")
+        for key in ("name", "source", "gguf_file", "tokenizer", "revision"):
+            value = getattr(self, key)
+            if value is not None and (not value.strip() or "\0" in value):
+                raise ConfigError(f"model.{key} must be a non-empty string (got {value!r})")
+
+
+# Architecture sizes that must be positive integers when given (a random-init model is built from them).
+ARCH_SIZES = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+              "num_key_value_heads", "vocab_size", "max_position_embeddings", "head_dim", "num_local_experts",
+              "num_experts_per_tok", "moe_intermediate_size", "num_experts")
+ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+MAX_SEED = 2**32 - 1  # numpy's and the data shuffles' limit; torch.manual_seed takes more
+
+
+def check_arch(arch: dict[str, Any]) -> None:
+    """model.arch: sizes > 0 and every number finite (HF configs accept anything and fail deep in torch)."""
+    if "model_type" in arch and (not isinstance(arch["model_type"], str) or not arch["model_type"].isidentifier()):
+        raise ConfigError(f"model.arch.model_type must be a model type name such as llama (got {arch['model_type']!r})")
+    for key, value in arch.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"model.arch.{key} must be a finite number (got {value!r})")
+        if key in ARCH_SIZES and value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                                         or value <= 0):
+            raise ConfigError(f"model.arch.{key} must be an integer > 0 (got {value!r})")
+    heads, hidden = arch.get("num_attention_heads"), arch.get("hidden_size")
+    if isinstance(heads, int) and isinstance(hidden, int) and "head_dim" not in arch and hidden % heads:
+        raise ConfigError(f"model.arch.num_attention_heads={heads} must divide model.arch.hidden_size={hidden}")
+    kv = arch.get("num_key_value_heads")
+    if isinstance(heads, int) and isinstance(kv, int) and heads % kv:
+        raise ConfigError(f"model.arch.num_key_value_heads={kv} must divide model.arch.num_attention_heads={heads}")
 
 
 TASK_KINDS = ("synthetic", "glue", "squad")
@@ -62,6 +97,8 @@ class TaskConfig:
         for key in ("max_length", "eval_batch_size"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"task.{key} must be > 0 (got {getattr(self, key)})")
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ConfigError(f"task.name must be a plain name (got {self.name!r})")
         if self.eval_every < 0:
             raise ConfigError(f"task.eval_every must be >= 0 (got {self.eval_every})")
         for key in ("train_limit", "eval_limit"):
@@ -93,6 +130,8 @@ class TrainConfig:
                               f"(got steps={self.steps}, warmup_steps={self.warmup_steps})")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"train.seed must be in [0, {MAX_SEED}] (got {self.seed})")
 
 
 @dataclass
@@ -140,7 +179,7 @@ class RunConfig:
                 raise ConfigError(f"{key} must be in (0, 1000] (got {getattr(self, key)})")
         choices = {"isolate": ("auto", "always", "never"), "cell_start": ("exec", "fork"),
                    "gpu_busy": ("warn", "refuse", "ignore"),
-                   "fault": ("none", "raise", "sigkill")}
+                   "fault": ("none", "raise", "sigkill", "hang")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key} must be one of {', '.join(allowed)} (got {getattr(self, key)!r})")
@@ -152,11 +191,15 @@ class RunConfig:
         for name, lr in (self.lr_by_method or {}).items():
             if name not in METHODS:
                 raise ConfigError(f"lr_by_method.{name}: unknown method (choose from {', '.join(METHODS)})")
-            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
                 raise ConfigError(f"lr_by_method.{name} must be a number > 0 (got {lr!r})")
+        if self.cell_memory_cap_gb > MAX_CAP_GB:
+            raise ConfigError(f"cell_memory_cap_gb must be <= {MAX_CAP_GB:g} (got {self.cell_memory_cap_gb:g}; "
+                              f"0 means no cap)")
         self.validate_parallel()
-        if not self.experiment_name or "/" in self.experiment_name:
-            raise ConfigError(f"experiment_name must be a plain name (got {self.experiment_name!r})")
+        check_path_component("experiment_name", self.experiment_name)
+        if not self.results_dir.strip() or "\0" in self.results_dir:
+            raise ConfigError(f"results_dir must be a folder path (got {self.results_dir!r})")
 
     def validate_parallel(self) -> None:
         """nproc / parallel, and the combinations that can't work (refused here, before anything runs)."""
@@ -185,6 +228,19 @@ class RunConfig:
                               "inside backward, before DDP has averaged its gradient")
 
 
+MAX_CAP_GB = 1e9  # RLIMIT_AS takes bytes as a C long; 1e9 GB is far past any machine and far below the limit
+NAME_MAX_BYTES = 200  # a path component (experiment_name): room under the usual 255-byte limit for suffixes
+
+
+def check_path_component(key: str, value: str) -> None:
+    """A name used as one folder under results_dir: not empty, not . or .., no separator, not too long."""
+    if value in ("", ".", "..") or "/" in value or "\\" in value or "\0" in value or value != value.strip():
+        raise ConfigError(f"{key} must be a plain folder name, without / or \\ and not . or .. (got {value!r})")
+    if len(value.encode()) > NAME_MAX_BYTES:
+        raise ConfigError(f"{key} is {len(value.encode())} bytes long; at most {NAME_MAX_BYTES} "
+                          f"(got {value[:40]!r}...)")
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Check a value against its field's type (int, float, bool, str, optional str, dict)."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | Y | None
@@ -205,6 +261,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if origin is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):  # NaN would train on NaN losses, and be stored as null (hash drifts)
+            raise ConfigError(f"{key} must be a finite number (got {value!r})")
         return float(value)
     if origin is str and isinstance(value, str):
         return value

@@ -37,6 +37,8 @@ class MethodConfig:
     def validate(self) -> None:
         if self.lr <= 0:
             raise ConfigError(f"method.lr must be > 0 (got {self.lr})")
+        if self.weight_decay < 0:
+            raise ConfigError(f"method.weight_decay must be >= 0 (got {self.weight_decay})")
         if self.optimizer not in self.OPTIMIZERS:
             raise ConfigError(f"method.optimizer must be one of {', '.join(self.OPTIMIZERS)} for "
                               f"{self.name} (got {self.optimizer!r})")
@@ -141,6 +143,8 @@ class GaloreConfig(MethodConfig):
         super().validate()
         if self.rank <= 0:
             raise ConfigError(f"method.rank must be > 0 (got {self.rank})")
+        if self.scale <= 0:
+            raise ConfigError(f"method.scale must be > 0 (got {self.scale})")
         if self.update_proj_gap <= 0:
             raise ConfigError(f"method.update_proj_gap must be > 0 (got {self.update_proj_gap})")
         if self.proj_type not in ("std", "reverse_std", "left", "right", "full"):

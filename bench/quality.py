@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from bench.config import RunConfig, TaskConfig
+from bench.tasks import check_data  # noqa: F401  (cell planning imports it from here)
 
 
 @dataclass
@@ -37,18 +38,6 @@ def task_head(task: TaskConfig) -> dict[str, Any]:
     if task.kind == "squad":
         return {"head": "question_answering"}
     return {"head": "causal_lm"}
-
-
-def check_data(task: TaskConfig) -> None:
-    """Read one training example now, so missing data is bad input (exit 2) before any model loads."""
-    if task.kind == "glue":
-        from bench.tasks.glue import load_glue
-
-        load_glue(task.name, task.train_split, task.data_dir, limit=1)
-    elif task.kind == "squad":
-        from bench.tasks.squad import TASK_VERSIONS, load_squad
-
-        load_squad(TASK_VERSIONS[task.name], task.train_split, task.data_dir, limit=1)
 
 
 def _cycle(features: list[dict], batch_size: int, collate: Callable, device: str, seed: int) -> Iterator[dict]:

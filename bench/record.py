@@ -22,6 +22,9 @@ HASH_EXCLUDED = ("experiment_name", "results_dir", "trackers", "sample_interval_
 # Keys that change what is measured but came after records existed: hashed unless at this default, so a
 # single-process cell keeps the hash it always had (resume and bench.compare still match it).
 HASH_DEFAULTS = {"nproc": 1, "parallel": "none"}
+# A record's file name: labels cut to this many bytes, then the hash. With the hidden temp and lock files
+# written beside it (".<name>.<suffix>") it stays well under the usual 255-byte limit on a file name.
+STEM_LABEL_BYTES = 160
 
 
 class ErrorInfo(TypedDict):
@@ -147,8 +150,10 @@ def record_path(results_dir: str | os.PathLike, experiment: str, cell: dict[str,
     parts = [str(cell.get(k)) for k in ("method", "model", "task") if cell.get(k) is not None]
     if cell.get("rank") is not None:
         parts.append(f"r{cell['rank']}")
-    stem = "-".join(parts + [chash[:10]]).replace("/", "_")
-    return Path(results_dir) / experiment / f"{stem}.json"
+    labels = "-".join(parts).replace("/", "_").replace("\0", "_")
+    if len(labels.encode()) > STEM_LABEL_BYTES:  # long labels are kept whole in the record, cut in its name
+        labels = labels.encode()[:STEM_LABEL_BYTES].decode(errors="ignore") + "~"
+    return Path(results_dir) / experiment / f"{labels}-{chash[:10]}.json"
 
 
 def _json_safe(value: Any) -> Any:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import sweep
-from bench.cli import CONF_DIR, count_jobs, fail, validate_argv
+from bench import precheck, sweep
+from bench.cli import CONF_DIR, fail, normalize_overrides, validate_argv
 from bench.config import ConfigError, build_run_config
 
 GB = 1e9
@@ -57,53 +57,123 @@ def _sweep_context() -> tuple[bool, int | None, bool]:
 def _task(raw) -> None:  # raw: the composed DictConfig
     from omegaconf import OmegaConf
 
-    from bench.config import to_dict
-    from bench.launcher import cell_record_path, run_isolated
-    from bench.record import config_hash, read_record
+    import signal
+
+    from bench import cell_lock
+    from bench.launcher import cell_record_path
+    from bench.worker import raise_on_signals
 
     multirun, index, basic = _sweep_context()
     try:
         cfg = build_run_config(OmegaConf.to_container(raw, resolve=True))
     except ConfigError as exc:
         fail(exc)
-    path = cell_record_path(cfg)
-    if multirun and not cfg.force:
-        earlier = sweep.previous(config_hash(to_dict(cfg)))
-        record = _existing_record(path, read_record)
-        if record is not None and (earlier or record["status"] == "success"):
-            why = "done (success record exists)"
-            if earlier:
-                why = f"same resolved config as {earlier['cell']}" + (
-                    " (full fine-tuning has no rank)" if cfg.method.name == "full" else "")
-            entry = sweep.entry_for(record, path, 0.0, outcome=f"skipped: {why}")
-            entry["status"] = "skipped"
-            sweep.append(entry)
-            print(sweep.progress_line(entry, index), flush=True)
-            return
-    started = time.perf_counter()
     multiprocess = cfg.nproc > 1 or cfg.parallel != "none"  # torchrun, through the launcher
     isolated = (cfg.isolate == "always" or (cfg.isolate == "auto" and (multirun and basic or multiprocess))
                 or cfg.repeats > 1)
+    if cfg.cell_memory_cap_gb > 0 and not isolated:
+        fail(ConfigError(f"cell_memory_cap_gb={cfg.cell_memory_cap_gb:g} caps a cell's own process: it needs "
+                         f"isolate=always (here the cell would run inside bench.run's process)"))
+    path = cell_record_path(cfg)
+    cell_lock.clean_stale(path.parent)  # temporary files of sweeps that were killed outright
+    handlers = raise_on_signals()  # SIGTERM as well as SIGINT: the cell is recorded, then the sweep stops
     try:
-        if cfg.repeats > 1:
-            from bench.repeats import run_repeats
+        _locked_cell(cfg, path, multirun, index, isolated)
+    except KeyboardInterrupt as exc:
+        _stop(exc, path, multirun, index)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
-            record, path = run_repeats(cfg)
-        elif isolated:
-            record, path, _ = run_isolated(cfg)
-        else:
-            from bench.cell import run_cell
 
-            record, path = run_cell(cfg)
-    except ConfigError as exc:
-        fail(exc)
-    entry = sweep.entry_for(record, path, time.perf_counter() - started)
+def _locked_cell(cfg, path, multirun: bool, index: int | None, isolated: bool) -> None:
+    """Run the cell holding its lock (bench.cell_lock), taken before looking for its record: a cell another
+    process is measuring is skipped, and one it has just finished is found done."""
+    from bench import cell_lock
+    from bench.cell import cell_labels
+    from bench.config import to_dict
+    from bench.launcher import run_isolated
+    from bench.record import config_hash, read_record
+
+    lock = cell_lock.CellLock.take(path)
+    if lock is None:
+        entry = sweep.skipped_entry(cell_labels(cfg), config_hash(to_dict(cfg)), path,
+                                    f"running in {cell_lock.holder(path)}")
+        sweep.append(entry)
+        print(sweep.progress_line(entry, index), flush=True)
+        _exit_codes.append(0)
+        return
+    try:
+        if multirun and not cfg.force:
+            earlier = sweep.previous(config_hash(to_dict(cfg)), path.parent)
+            record = _existing_record(path, read_record)
+            if record is not None and (earlier or record["status"] == "success"):
+                why = "done (success record exists)"
+                if earlier:
+                    why = f"same resolved config as {earlier['cell']}" + (
+                        " (full fine-tuning has no rank)" if cfg.method.name == "full" else "")
+                entry = sweep.entry_for(record, path, 0.0, outcome=f"skipped: {why}")
+                entry["status"] = "skipped"
+                sweep.append(entry)
+                print(sweep.progress_line(entry, index), flush=True)
+                return
+        started = time.perf_counter()
+        try:
+            if cfg.repeats > 1:
+                from bench.repeats import run_repeats
+
+                record, path = run_repeats(cfg, lock.fd)
+            elif isolated:
+                record, path, _ = run_isolated(cfg, lock.fd)
+            else:
+                from bench.cell import run_cell
+
+                record, path = run_cell(cfg)
+        except ConfigError as exc:
+            fail(exc)
+        except KeyboardInterrupt as exc:
+            if getattr(exc, "record", None) is None:  # stopped before the cell began (importing torch)
+                from bench.launcher import fallback_record
+                from bench.record import write_record
+                from bench.worker import Interrupted, signal_number
+
+                record = fallback_record(cfg, "failed", "Interrupted", str(Interrupted(signal_number(exc))),
+                                         time.perf_counter() - started, recorded_by="bench.run")
+                exc.record = (record, write_record(record, path))
+            raise
+    finally:
+        lock.release()
+    _report(record, path, time.perf_counter() - started, multirun, index, quiet=isolated and multirun
+            and cfg.repeats == 1)
+
+
+def _report(record: dict, path, seconds: float, multirun: bool, index: int | None, quiet: bool = False) -> None:
+    entry = sweep.entry_for(record, path, seconds)
     sweep.append(entry)
-    if not isolated or not multirun or cfg.repeats > 1:
+    if not quiet:
         print(summary_line(record, path), flush=True)
     if multirun:
         print(sweep.progress_line(entry, index), flush=True)
     _exit_codes.append(0 if record["status"] in ("success", "skipped") else 1)
+
+
+def _stop(exc: KeyboardInterrupt, path, multirun: bool, index: int | None) -> None:
+    """SIGINT / SIGTERM: the running cell has been recorded as failed "interrupted by SIG..." (by the cell,
+    or by bench.launcher when it could not); report it and stop: the sweep launches no further cell, and
+    bench.run exits 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
+    import signal
+
+    from bench.worker import signal_number
+
+    if getattr(exc, "record", None) is not None:
+        record, where = exc.record
+        _report(record, where, record.get("wall_seconds") or 0.0, multirun, index)
+    name = signal.Signals(signal_number(exc)).name
+    print(f"bench: {name}: stopped" + (", no further cells launched" if multirun else ""), file=sys.stderr,
+          flush=True)
+    if multirun:
+        print("\n" + sweep.summary(sweep.ledger_entries(sweep.ledger_file(path.parent))), flush=True)
+    raise SystemExit(128 + signal_number(exc))
 
 
 def _existing_record(path, read) -> dict | None:
@@ -119,11 +189,12 @@ def _existing_record(path, read) -> dict | None:
 def main(argv: list[str] | None = None) -> None:
     import hydra
 
-    argv = sys.argv[1:] if argv is None else argv
+    argv = normalize_overrides(sys.argv[1:] if argv is None else argv)
     multirun = "-m" in argv or "--multirun" in argv
     try:
-        validate_argv(argv)
-        ledger = sweep.start_ledger(count_jobs(argv) if multirun else None)
+        configs = validate_argv(argv)  # every cell of the grid composed and bound
+        precheck.check_grid(configs, build_models=multirun)  # data, sources, models, output folders
+        ledger = sweep.start_ledger(len(configs) if multirun else None)
     except ConfigError as exc:
         fail(exc)
     sys.argv = [sys.argv[0], *argv]
