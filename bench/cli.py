@@ -175,25 +175,24 @@ def grid(argv: list[str]) -> list[list[str]]:
 
 def validate_argv(argv: list[str]) -> list:
     """Compose and bind every combination; returns their RunConfigs ([] for --help / --cfg)."""
-    from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
+
+    from bench.grid import compose_all
 
     check_flags(argv)
     if any(a in ("--help", "-h", "--hydra-help", "--info", "-i", "--version") or a.startswith("--cfg")
            or a in ("-c", "-sc", "--shell-completion") for a in argv):
         return []
-    configs, seen = [], {}
     combos = grid(argv)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        for combo in combos:
-            try:
-                raw = OmegaConf.to_container(compose(config_name="config", overrides=combo), resolve=True)
-            except (HydraException, OmegaConfBaseException) as exc:
-                raise _one_line(exc) from None
-            key = repr(raw)
-            if key not in seen:
-                seen[key] = build_run_config(raw)
-            configs.append(seen[key])
+    try:
+        raws = compose_all(str(CONF_DIR), combos)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise _one_line(exc) from None
+    configs, seen = [], {}
+    for raw in raws:
+        key = repr(raw)
+        if key not in seen:
+            seen[key] = build_run_config(raw)
+        configs.append(seen[key])
     return configs

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import warnings
 from typing import Any
 
 import torch
 
+from bench import hub_kernels, progress
 from bench.config import ConfigError, ModelConfig, RunConfig
 
+hub_kernels.guard()  # before anything imports bitsandbytes (peft does): no hub kernels unless opted in
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -21,6 +25,11 @@ def import_bitsandbytes() -> Any:
         raise RuntimeError("method.base_bits=4/8 needs bitsandbytes: pip install 'bitsandbytes>=0.46'") from exc
     # Its CPU backend tries to fetch an optional kernel from the hub and logs a warning when offline.
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    for repo_id in dict.fromkeys(hub_kernels.blocked()):  # again inside the cell, so its record keeps it
+        warnings.warn(hub_kernels.message(repo_id), RuntimeWarning, stacklevel=2)
+    if hub_kernels.already_loaded():
+        warnings.warn("bench: bitsandbytes loaded a hub kernel (imported before bench could prevent it)",
+                      RuntimeWarning, stacklevel=2)
     return bnb
 
 
@@ -79,7 +88,12 @@ def hf_config(model_cfg: ModelConfig) -> Any:
     try:
         return AutoConfig.for_model(model_type, **arch)
     except ValueError as exc:
-        raise ConfigError(f"model.arch.model_type: {exc}") from None
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+        if model_type not in CONFIG_MAPPING_NAMES:  # transformers' own message lists all ~800 types
+            raise ConfigError(f"model.arch.model_type: transformers knows no model type {model_type!r} "
+                              f"(e.g. llama, mistral, mixtral, qwen2, bert)") from None
+        raise ConfigError(f"model.arch: {str(exc).splitlines()[0][:300]}") from None
 
 
 def head_config(config: Any, head: str, num_labels: int | None = None, regression: bool = False) -> Any:
@@ -106,24 +120,26 @@ def build_model(cfg: RunConfig, device: str, weights_dtype: torch.dtype, meta: b
     common = {"dtype": weights_dtype, "attn_implementation": mcfg.attn_implementation,
               "trust_remote_code": mcfg.trust_remote_code}
     if meta:
-        with torch.device("meta"):
+        with progress.phase(f"planning: building {mcfg.name} on the meta device"), torch.device("meta"):
             return auto.from_config(config, **common)
     if mcfg.pretrained:
         kwargs = {**_pretrained_kwargs(mcfg), **common, "device_map": {"": device}}
         if bits < 16:
             kwargs["quantization_config"] = bnb_config(cfg)
         transformers.logging.set_verbosity_error()  # the load report lists the new head as "MISSING"
-        transformers.logging.disable_progress_bar()
-        return auto.from_pretrained(resolve_source(mcfg.source), config=config, **kwargs)
+        transformers.logging.disable_progress_bar()  # (a bar on a pipe is noise; the phase line says enough)
+        with progress.phase(f"loading {mcfg.name} from {mcfg.source}"):
+            return auto.from_pretrained(resolve_source(mcfg.source), config=config, **kwargs)
     torch.manual_seed(cfg.train.seed)
     if bits < 16:  # built on meta, then one weight at a time made on the device and quantised at once
         with torch.device("meta"):
             model = auto.from_config(config, **common)
         std = float(getattr(config, "initializer_range", 0.02))
         quantize_linears(model, cfg, device=device, std=std)
-        materialize_random(model, device, std)
+        with progress.phase(f"loading: random init of the unquantised parameters on {device}"):
+            materialize_random(model, device, std)
         return model
-    with torch.device(device):
+    with progress.phase(f"loading: building {mcfg.name} (random init) on {device}"), torch.device(device):
         return auto.from_config(config, **common)
 
 
@@ -190,39 +206,52 @@ def random_tensor(shape: torch.Size, dtype: torch.dtype, device: str, std: float
     return fill_random_(data, init_rule(kind, len(shape)), std, shape[1] if len(shape) >= 2 else None)
 
 
+def quantized_linear(child: torch.nn.Linear, cfg: RunConfig, device: str, std: float) -> torch.nn.Module:
+    """A bitsandbytes Linear4bit / Linear8bitLt on `device` in place of a (meta) nn.Linear, its random 16-bit
+    weight made and quantised at once (bench.estimate.throughput times this same call)."""
+    bnb = import_bitsandbytes()
+    m = cfg.method
+    has_bias = child.bias is not None
+    weight = random_tensor(child.weight.shape, child.weight.dtype, device, std, "weight")
+    if m.base_bits == 4:
+        new = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=has_bias,
+                                compute_dtype=DTYPES[m.compute_dtype], device="meta",
+                                compress_statistics=m.double_quant, quant_type=m.quant_type)
+        new.weight = bnb.nn.Params4bit(weight, requires_grad=False, blocksize=64,
+                                       compress_statistics=m.double_quant, quant_type=m.quant_type)
+    else:  # Int8Params quantises when it moves from the host to the GPU
+        new = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=has_bias,
+                                  has_fp16_weights=False, threshold=6.0, device="meta")
+        new.weight = bnb.nn.Int8Params(weight.cpu() if device != "cpu" else weight, requires_grad=False,
+                                       has_fp16_weights=False)
+    if has_bias:
+        new.bias = torch.nn.Parameter(random_tensor(child.bias.shape, child.bias.dtype, device, std, "bias"),
+                                      requires_grad=False)
+    return new.to(device)  # Params4bit / Int8Params quantise in .to()
+
+
 def quantize_linears(model: torch.nn.Module, cfg: RunConfig, device: str, std: float,
                      skip: tuple[str, ...] = HEAD_MODULES) -> int:
     """Swap every nn.Linear of a meta-device model, except `skip`, for a bitsandbytes Linear4bit /
     Linear8bitLt on `device`, one at a time: its random 16-bit weight is made and quantised at once, so
     neither host nor device ever holds the whole 16-bit model (transformers' loader does the same for
-    pretrained weights, tensor by tensor)."""
-    bnb = import_bitsandbytes()
-    m = cfg.method
-    swapped = 0
-    for parent_name, parent in list(model.named_modules()):
-        for child_name, child in list(parent.named_children()):
-            if type(child) is not torch.nn.Linear or child_name in skip or parent_name.split(".")[-1] in skip:
-                continue
-            has_bias = child.bias is not None
-            weight = random_tensor(child.weight.shape, child.weight.dtype, device, std, "weight")
-            if m.base_bits == 4:
-                new = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=has_bias,
-                                        compute_dtype=DTYPES[m.compute_dtype], device="meta",
-                                        compress_statistics=m.double_quant, quant_type=m.quant_type)
-                new.weight = bnb.nn.Params4bit(weight, requires_grad=False, blocksize=64,
-                                               compress_statistics=m.double_quant, quant_type=m.quant_type)
-            else:  # Int8Params quantises when it moves from the host to the GPU
-                new = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=has_bias,
-                                          has_fp16_weights=False, threshold=6.0, device="meta")
-                new.weight = bnb.nn.Int8Params(weight.cpu() if device != "cpu" else weight, requires_grad=False,
-                                               has_fp16_weights=False)
-            if has_bias:
-                new.bias = torch.nn.Parameter(random_tensor(child.bias.shape, child.bias.dtype, device, std, "bias"),
-                                              requires_grad=False)
-            setattr(parent, child_name, new.to(device))  # Params4bit / Int8Params quantise in .to()
-            swapped += 1
-    setattr(model, f"is_loaded_in_{m.base_bits}bit", True)  # what peft's kbit preparation looks for
-    return swapped
+    pretrained weights, tensor by tensor). Minutes for a 13B base on a CPU: it reports progress by layer."""
+    bits = cfg.method.base_bits
+    targets = [(parent_name, parent, child_name, child) for parent_name, parent in list(model.named_modules())
+               for child_name, child in list(parent.named_children())
+               if type(child) is torch.nn.Linear and child_name not in skip
+               and parent_name.split(".")[-1] not in skip]
+    layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    values = sum(child.weight.numel() for *_, child in targets)
+    # a multi-GB base: say so at once (a 13B 4-bit base takes minutes on a CPU)
+    with progress.phase(f"loading: quantising the {bits}-bit base on {device}", announce=values > 1e9) as shown:
+        for i, (parent_name, parent, child_name, child) in enumerate(targets):
+            layer = re.search(r"(?:^|\.)layers\.(\d+)(?:\.|$)", parent_name)
+            shown.update(f"layer {int(layer.group(1)) + 1}/{layers}" if layer and layers
+                         else f"weight {i + 1}/{len(targets)}")
+            setattr(parent, child_name, quantized_linear(child, cfg, device, std))
+    setattr(model, f"is_loaded_in_{bits}bit", True)  # what peft's kbit preparation looks for
+    return len(targets)
 
 
 def materialize_random(model: torch.nn.Module, device: str, std: float) -> None:
