@@ -7,6 +7,7 @@ entry point ever sees a DictConfig.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -273,10 +274,15 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     raise ConfigError(f"{key} must be {names.get(origin, str(origin))} (got {value!r})")
 
 
+@functools.lru_cache(maxsize=None)
+def _fields(cls: type) -> tuple[dict[str, Any], frozenset[str]]:
+    """Type hints and init fields of a config class (typing.get_type_hints is slow: a sweep binds 1,000s)."""
+    return typing.get_type_hints(cls), frozenset(f.name for f in dataclasses.fields(cls) if f.init)
+
+
 def _bind(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     """Build dataclass `cls` from `data`, naming the first unknown or mistyped key with its full path."""
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    hints, known = _fields(cls)
     values = {}
     for key, value in data.items():
         if key not in known:
@@ -301,7 +307,7 @@ def build_run_config(raw: Mapping[str, Any]) -> RunConfig:
               "model": _bind(ModelConfig, raw.pop("model", None) or {}, "model."),
               "task": _bind(TaskConfig, raw.pop("task", None) or {}, "task."),
               "train": _bind(TrainConfig, raw.pop("train", None) or {}, "train.")}
-    top_hints = typing.get_type_hints(RunConfig)
+    top_hints = _fields(RunConfig)[0]
     for key in raw:
         if key not in top_hints or key in groups:
             raise ConfigError(f"{key}: unknown top-level key")
