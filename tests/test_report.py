@@ -187,6 +187,7 @@ def test_a_failed_build_keeps_the_previous_report(tmp_path, monkeypatch):
     out = tmp_path / "r"
     out.mkdir()
     (out / "report.md").write_text("previous\n")
+    (out / ".bench-report").write_text('{"files": ["report.md"]}\n')  # an earlier build's folder
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -196,6 +197,7 @@ def test_a_failed_build_keeps_the_previous_report(tmp_path, monkeypatch):
         build_mod.build([CPU_DIR], out, warn=lambda m: None)
     assert (out / "report.md").read_text() == "previous\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+    assert sorted(p.name for p in out.iterdir()) == [".bench-report", "report.md"]  # no staging folder left
 
 
 def test_cli_imports_no_torch_and_builds_from_real_records(tmp_path):

@@ -5,6 +5,7 @@ regression. Plus a history of CI runs (history.py) and trends over commits (tren
 Reads JSON only: importing this package never imports torch.
 
     load.py     record files and folders, hardware id, match key
+    shape.py    the types of the fields the gate reads (an odd-shaped record is bad input, not a crash)
     verdict.py  metrics, tolerances, the noise-aware rule
     match.py    baseline vs candidate cell by cell, the hardware check
     summary.py  the Markdown table

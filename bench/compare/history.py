@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.compare.load import BadInput, cell_label, hardware_id, match_key
+from bench.compare.shape import entry_problem
 from bench.compare.verdict import METRICS, Measure, measure
 
 TRACKED_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "galore-torch", "accelerate")
@@ -52,20 +53,33 @@ def entries_from_records(records: list[dict[str, Any]], sha: str | None = None, 
     return entries
 
 
-def append(store: str | Path, entries: list[dict[str, Any]]) -> dict[Path, int]:
-    """Appends entries to `<store>/<hardware>.jsonl`; an entry already there (same run and cell) is not
-    added again, so rerunning a CI step is harmless. Returns lines added per file."""
-    added: dict[Path, int] = {}
+def plan(store: str | Path, entries: list[dict[str, Any]]) -> dict[Path, list[dict[str, Any]]]:
+    """The entries to append to each `<store>/<hardware>.jsonl`: an entry already there (same run and cell) is
+    not added again, so rerunning a CI step is harmless. Reads (and so checks) the existing files first,
+    writes nothing: the gate checks everything before it writes anything."""
+    out: dict[Path, list[dict[str, Any]]] = {}
     for hardware in sorted({e["hardware"] for e in entries}):
         path = Path(store) / f"{hardware}.jsonl"
+        if path.exists() and not path.is_file():
+            raise BadInput(f"{path}: exists and is not a history file")
         seen = {(e["run"], e["key"]) for e in read(path)} if path.exists() else set()
-        new = [e for e in entries if e["hardware"] == hardware and (e["run"], e["key"]) not in seen]
+        out[path] = [e for e in entries if e["hardware"] == hardware and (e["run"], e["key"]) not in seen]
+    return out
+
+
+def append(store: str | Path, entries: list[dict[str, Any]]) -> dict[Path, int]:
+    """Appends entries to `<store>/<hardware>.jsonl` (see `plan`). Returns lines added per file."""
+    return write(plan(store, entries))
+
+
+def write(planned: dict[Path, list[dict[str, Any]]]) -> dict[Path, int]:
+    """Appends what `plan` returned. Returns lines added per file."""
+    for path, new in planned.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as fh:
             for entry in new:
                 fh.write(json.dumps(entry, sort_keys=True) + "\n")
-        added[path] = len(new)
-    return added
+    return {path: len(new) for path, new in planned.items()}
 
 
 def read(path: str | Path) -> list[dict[str, Any]]:
@@ -78,13 +92,19 @@ def read(path: str | Path) -> list[dict[str, Any]]:
         raise BadInput(f"{path}: no history files (*.jsonl) in this folder")
     entries = []
     for file in files:
-        for number, line in enumerate(file.read_text().splitlines(), 1):
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"{file}: not a readable history file ({str(exc).splitlines()[0]})") from None
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 entry = json.loads(line)
                 if not isinstance(entry, dict) or not {"key", "run", "metrics"} <= entry.keys():
                     raise ValueError("not a history entry")
+                if (problem := entry_problem(entry)) is not None:
+                    raise ValueError(problem)
             except ValueError as exc:
                 raise BadInput(f"{file}:{number}: not a history entry ({str(exc).splitlines()[0]})") from None
             entries.append(entry)

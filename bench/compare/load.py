@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bench.compare.shape import record_problem
 from bench.record import config_hash, read_record, record_files
 
 # Besides bench.record's bookkeeping keys, `repeats` is left out of the match key: it says how many times a
@@ -43,6 +44,8 @@ def load_side(path: str | Path) -> list[dict[str, Any]]:
             raise BadInput(str(exc).splitlines()[0]) from None
         if not isinstance(record.get("config"), dict):
             raise BadInput(f"{file}: record has no config")
+        if (problem := record_problem(record)) is not None:  # refused, not skipped: a gate must not pass
+            raise BadInput(f"{file}: {problem}")                # on what it could not read
         records.append({**record, "_path": str(file)})
     return records
 

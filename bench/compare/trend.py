@@ -22,7 +22,7 @@ def series(entries: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str
     """Entries grouped by (hardware, cell key), oldest first."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for entry in entries:
-        groups[(entry.get("hardware", "?"), entry["key"])].append(entry)
+        groups[(entry.get("hardware") or "?", entry["key"])].append(entry)
     for runs in groups.values():
         runs.sort(key=lambda e: (e.get("date") or "", e.get("run") or ""))
     return dict(sorted(groups.items(), key=lambda kv: (kv[0][0], kv[1][-1].get("cell") or "")))

@@ -5,31 +5,75 @@ overrides, where a comma list sweeps (every combination). The target is a CUDA G
 (a CPU target predicts what bench.run's CPU record reads: RSS growth over the pre-load baseline).
   gpu=h100,a100-80gb   GPUs for the fit table and time floors (conf/gpu/; default: all)
   --blog               Method x model table shaped like the widely copied one (7B ... 8x22B columns)
-  --json/--csv PATH    every number of every cell ('-': stdout)
+  --json/--csv PATH    every number of every cell ('-': stdout); a new file or an earlier estimate's output
+                       (anything else is refused, not overwritten); checked before any work
   --calibrate PATH...  records or folders of records: predicted vs measured per component, error %
   +experiment=NAME     an experiment's sweep (hydra.sweeper.params) is predicted cell by cell
-Bad input: one line naming the key, exit status 2.
+Bad input (an unknown key, option, flag or experiment; an output path that can't or mustn't be written):
+one line naming the key, flag or path, exit status 2, before any cell is built and with nothing written.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from bench.config import ConfigError
+from bench.outpaths import OutputPathError, check_writable_file
 
 PROG = "bench.estimate"
+
+
+def _earlier_output(path: Path) -> bool:
+    """Whether an existing file is empty or holds this command's own --json or --csv output (the only files
+    it overwrites): a JSON list of cell rows, or a CSV whose header starts as cell rows do."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if not text.strip():
+        return True
+    if path.suffix.lower() != ".csv" and text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(rows, list) and all(isinstance(r, dict) and {"method", "model"} <= r.keys() for r in rows)
+    return text.startswith("method,model,")
+
+
+def check_outputs(opts: dict[str, Any]) -> None:
+    """--json / --csv checked before any cell is built (OutputPathError names the flag and path)."""
+    dests = {flag: opts[flag] for flag in ("json", "csv") if opts[flag] not in (None, "-")}
+    for flag, dest in dests.items():
+        check_writable_file(dest, f"--{flag}", may_replace=_earlier_output)
+    if len(dests) == 2 and Path(dests["json"]).absolute() == Path(dests["csv"]).absolute():
+        raise OutputPathError("--csv", dests["csv"], "is the --json file too")
 
 
 def _write(text: str, dest: str) -> None:
     if dest == "-":
         sys.stdout.write(text)
-    else:
-        Path(dest).write_text(text)
-        print(f"{PROG}: wrote {dest}")
+        return
+    path = Path(dest)
+    if not path.exists() or path.is_file():  # a temporary file renamed over it: never half a file
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.absolute().parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    else:  # /dev/stdout, a named pipe: written in place
+        path.write_text(text)
+    print(f"{PROG}: wrote {dest}")
 
 
 def parse(argv: list[str]) -> dict[str, Any]:
@@ -137,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
         opts = parse(argv)
+        check_outputs(opts)
         from bench.estimate.gpus import load_catalog, resolve
         from bench.estimate.tables import cells_table, gpu_fit_table, to_csv, to_json
 
@@ -162,10 +207,14 @@ def main(argv: list[str] | None = None) -> None:
                     print(gpu_fit_table(rows, gpus))
     except (ConfigError, ValueError) as exc:
         fail(exc, prog=PROG)
-    if opts.get("json"):
-        _write(to_json(rows), opts["json"])
-    if opts.get("csv"):
-        _write(to_csv(rows), opts["csv"])
+    try:
+        if opts.get("json"):
+            _write(to_json(rows), opts["json"])
+        if opts.get("csv"):
+            _write(to_csv(rows), opts["csv"])
+    except OSError as exc:  # checked up front; this is the disk filling up or the path changing meanwhile
+        fail(OutputPathError("--json" if opts.get("json") else "--csv", exc.filename or "?", exc.strerror or "?"),
+             prog=PROG)
 
 
 if __name__ == "__main__":

@@ -42,13 +42,21 @@ def with_sweeper_params(overrides: list[str]) -> list[str]:
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    from bench.cli import CONF_DIR
+    from bench.cli import CONF_DIR, group_options
 
-    if not any(o.lstrip("+").startswith("experiment=") for o in overrides):
+    named = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("experiment=")]
+    if not named:
         return overrides
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        raw = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
-    params = OmegaConf.to_container(OmegaConf.select(raw, "hydra.sweeper.params") or {}, resolve=True)
+    known = group_options("experiment")
+    for name in (n for value in named for n in value.split(",")):
+        if name not in known:
+            raise ConfigError(f"experiment: unknown experiment {name!r} (choose from {', '.join(known)})")
+    try:  # an unknown experiment or key is bad input (one line, exit 2), not a traceback
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            raw = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        params = OmegaConf.to_container(OmegaConf.select(raw, "hydra.sweeper.params") or {}, resolve=True)
+    except Exception as exc:  # noqa: BLE001  hydra raises several unrelated types here
+        raise config_error(exc) from None
     given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     return [f"{k}={v}" for k, v in params.items() if k not in given] + overrides
 
@@ -74,9 +82,17 @@ def compose(overrides: list[str]) -> RunConfig:
             raw = hydra_compose(config_name="config", overrides=overrides)
         return build_run_config(OmegaConf.to_container(raw, resolve=True))
     except (HydraException, OmegaConfBaseException) as exc:
-        cause = exc.__cause__
-        detail = f": {str(cause).splitlines()[0]}" if cause else ""
-        raise ConfigError(f"{str(exc).splitlines()[0].rstrip('.')}{detail}") from None
+        raise config_error(exc) from None
+
+
+def config_error(exc: BaseException) -> ConfigError:
+    """Hydra's message, first line, with its cause's first line (the option or key it could not find)."""
+    if isinstance(exc, ConfigError):
+        return exc
+    cause = exc.__cause__
+    detail = f": {str(cause).splitlines()[0]}" if cause and str(cause) else ""
+    first = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(".")
+    return ConfigError(f"{first}{detail}")
 
 
 def _method_keys(method: str) -> set[str]:

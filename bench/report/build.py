@@ -1,19 +1,17 @@
 """Records in, report folder out: report.md, report.html, figures/*.png|svg, records.csv.
 
-Everything is written into a temporary folder beside the destination and renamed into place at the end,
-so a failed build leaves the previous report (or nothing), never half a report.
+Where the report may go and how it is moved into place without deleting anything else: outdir.py.
 """
 from __future__ import annotations
 
 import csv
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bench.report import render_html, render_md
+from bench.report import outdir, render_html, render_md
 from bench.report.cells import Cell, Table
 from bench.report.groups import build_groups
 from bench.report.load import COLUMNS, Rec, load_records, warn_stderr
@@ -46,16 +44,6 @@ def write_csv(records: list[Rec], path: Path) -> None:
             writer.writerow({k: ("" if v is None else v) for k, v in rec.flat.items()})
 
 
-def _swap_into_place(tmp: Path, final: Path) -> None:
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def assemble(dirs: list[str | Path], records: list[Rec], sections: list[Section], skipped: list[str],
              final: Path) -> Report:
     index = records_index(records)
@@ -73,9 +61,13 @@ def assemble(dirs: list[str | Path], records: list[Rec], sections: list[Section]
                   skipped_files=skipped, sections=sections, records=index, n_records=len(records))
 
 
-def build(dirs: list[str | Path], out: str | Path | None = None, warn: Callable[[str], None] = warn_stderr) -> Path:
+def build(dirs: list[str | Path], out: str | Path | None = None, warn: Callable[[str], None] = warn_stderr,
+          out_key: str = "output folder") -> Path:
     """Build the report of the records under `dirs` into `out` (default reports/<experiment>); returns it.
-    ReportInputError: a directory is missing or holds no usable record (nothing is written)."""
+    ReportInputError: a directory is missing or holds no usable record; OutputPathError: `out` may not be
+    written (outdir.check; `out_key` names it in the message). Either way nothing is written."""
+    final = Path(out) if out is not None else default_out(dirs)
+    previous = outdir.check(final, dirs, out_key)
     skipped: list[str] = []
 
     def collect(message: str) -> None:
@@ -85,17 +77,14 @@ def build(dirs: list[str | Path], out: str | Path | None = None, warn: Callable[
     records = load_records(dirs, collect)
     groups = build_groups(records)
     records = [rec for g in groups for rec in g.records]
-    final = Path(out) if out is not None else default_out(dirs)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    tmp = outdir.staging(final, previous)
     try:
-        os.chmod(tmp, 0o755)
         sections = [build_section(g, tmp / "figures") for g in groups]
         report = assemble(dirs, records, sections, skipped, final)
         write_csv(records, tmp / "records.csv")
         (tmp / "report.md").write_text(render_md.render(report, tmp), encoding="utf-8")
         (tmp / "report.html").write_text(render_html.render(report, tmp), encoding="utf-8")
-        _swap_into_place(tmp, final)
+        outdir.install(tmp, final, previous)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

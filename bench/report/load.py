@@ -6,6 +6,7 @@ seconds, the metric's own scale), keyed as in `COLUMNS`; `records.csv` is these 
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,7 @@ def get(data: Any, *keys: str) -> Any:
 def num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if value == value else None  # NaN -> None
+    return float(value) if math.isfinite(value) else None  # NaN, inf -> None: not a measurement
 
 
 def integer(value: Any) -> int | None:
@@ -105,7 +106,9 @@ def warn_stderr(message: str) -> None:
 
 
 def load_records(dirs: list[str | Path], warn: Callable[[str], None] = warn_stderr) -> list[Rec]:
-    records = []
+    """The usable records; each skipped file is warned about, unless none is usable: then the one error line
+    (ReportInputError) names the first skipped file instead."""
+    records, skipped = [], []
     for path in find_record_files(dirs):
         try:
             raw = read_record(path)
@@ -115,9 +118,12 @@ def load_records(dirs: list[str | Path], warn: Callable[[str], None] = warn_stde
             records.append(Rec(path, raw, flatten(raw, path)))
         except Exception as exc:  # noqa: BLE001  a record the report can't read is skipped, never a crash
             message = (str(exc).splitlines() or [type(exc).__name__])[0].removeprefix(f"{path}: ")
-            warn(f"skipping {path}: {message}")
+            skipped.append(f"skipping {path}: {message}")
     if not records:
-        raise ReportInputError(f"{', '.join(map(str, dirs))}: no usable records (all skipped)")
+        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        raise ReportInputError(f"{', '.join(map(str, dirs))}: no usable records ({skipped[0]}{more})")
+    for message in skipped:
+        warn(message)
     return records
 
 

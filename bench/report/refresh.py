@@ -28,7 +28,8 @@ def _num_list(value: Any) -> list[float] | None:
 
 def refresh_every(raw: dict[str, Any]) -> int | None:
     """The refresh period in optimizer steps, for a method that has one (GaLore)."""
-    cell, config = raw.get("cell") or {}, raw.get("config") or {}
+    cell = raw.get("cell") if isinstance(raw.get("cell"), dict) else {}
+    config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
     method = config.get("method") if isinstance(config.get("method"), dict) else {}
     gap = method.get("update_proj_gap")
     if cell.get("method") != "galore" or not isinstance(gap, int) or isinstance(gap, bool) or gap < 1:

@@ -26,10 +26,15 @@ def md(text: object) -> str:
     return str(text).translate(_MD)
 
 
+# A link target is not escaped by backslashes the way text is: these are percent-encoded instead ('|' would
+# still split a table cell, a newline would end the row, '<' '>' would end the <...> destination).
+_HREF = str.maketrans({"|": "%7C", "<": "%3C", ">": "%3E", "\\": "%5C", "\n": "%0A", "\r": "%0D"})
+
+
 def cell(c: Cell, refs: bool) -> str:
     body = md(c.text)
     if c.href:
-        body = f"[{body}](<{c.href.replace('>', '%3E').replace('<', '%3C')}>)"
+        body = f"[{body}](<{c.href.translate(_HREF)}>)"
     if refs and c.ref is not None:
         body += f" \\[#{c.ref}\\]"
     return body
