@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from bench.conf_dir import CONF_DIR  # noqa: F401  (re-exported: bench.run, estimate and the tests use it)
 from bench.config import ConfigError, build_run_config
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("method", "model", "task", "train")
 
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from bench.conf_dir import CONF_DIR
 from bench.config import ConfigError
 
-GPU_DIR = Path(__file__).resolve().parent.parent.parent / "conf" / "gpu"
+GPU_DIR = CONF_DIR / "gpu"
 
 
 @dataclass(frozen=True)
