@@ -113,7 +113,8 @@ def _run_cell(cfg: RunConfig, device: str, world: Any) -> tuple[RunRecord, Path]
         "losses": [], "env": {}, "wall_seconds": 0.0,
     }
     path = record_path(cfg.results_dir, cfg.experiment_name, cell, chash)
-    with warnings.catch_warnings(record=True) as caught:  # kept in the record, not printed
+    # warnings are kept in the record, not printed
+    with warnings.catch_warnings(record=True) as caught, recorded_if_interrupted(record, path, world, started):
         warnings.simplefilter("always")
         planned = plan(cfg, device)  # ConfigError propagates: bad input writes no record
         record.update(model=planned["model"], params=planned["params"], preflight=planned["preflight"],
@@ -122,10 +123,14 @@ def _run_cell(cfg: RunConfig, device: str, world: Any) -> tuple[RunRecord, Path]
         distributed.annotate_preflight(record["preflight"], world, cfg)
         busy = gpu_busy_reason(cfg, device, distributed.cuda_index(world))
         skip = None
+        slow = (planned["preflight"].get("time") or {}).get("reason")  # predicted > max_cell_minutes here
         if busy:
             skip = {"type": "GpuBusy", "message": busy}
         elif cfg.preflight and distributed.refuses(world, planned["preflight"]):
-            skip = {"type": "DoesNotFit", "message": f"does not fit: {planned['preflight']['reason']}"}
+            skip = {"type": "DoesNotFit", "message": f"does not fit: {planned['preflight']['reason']}"
+                    + (f"; {slow}" if slow else "")}
+        elif slow:
+            skip = {"type": "TooSlow", "message": slow}
         skip = distributed.agree(world, skip)
         if skip:
             record.update(status="skipped", error=skip)
@@ -139,6 +144,26 @@ def _run_cell(cfg: RunConfig, device: str, world: Any) -> tuple[RunRecord, Path]
         if not distributed.merge(world, record):
             return record, path
     return record, write_record(record, path)
+
+
+@contextlib.contextmanager
+def recorded_if_interrupted(record: RunRecord, path: Path, world: Any, started: float) -> Any:
+    """SIGINT, or SIGTERM (bench.worker.Interrupted), stops the cell: its record says so (failed, what it had
+    measured so far), then the interrupt goes on up with `.record` = (record, path), and stops the sweep."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        import signal
+
+        from bench import distributed
+
+        name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+        record.update(status="failed", error={"type": "Interrupted", "message": f"interrupted by {name}"},
+                      warnings=[], wall_seconds=time.perf_counter() - started)
+        if distributed.rank(world) == 0:  # one record per cell, as for any other outcome
+            write_record(record, path)
+        exc.record = (record, path)
+        raise
 
 
 def _distinct_warnings(caught: list[warnings.WarningMessage], limit: int = 20) -> list[str]:

@@ -6,6 +6,11 @@ imports those libraries and then, for each cell, forks a child that runs bench.w
 config file. The child starts a session of its own (so a timeout kills it and anything it started), takes
 the address-space cap and writes its own record, exactly as an exec'd cell does.
 
+Nothing outlives the sweep: the server gets SIGKILL from the kernel when the sweep's process ends, however
+it ends (PR_SET_PDEATHSIG), and each forked cell SIGTERM when the server ends, on which it records itself
+as interrupted (bench.worker). The cell's lock (bench.cell_lock), an open file of the sweep's, comes with
+the request over a Unix socket (SCM_RIGHTS), so the forked cell holds it too.
+
 CUDA must not be initialised before a fork, or the child can't use the GPU. So the server:
 - runs with PYTORCH_NVML_BASED_CUDA_CHECK=1, which makes torch.cuda.is_available() ask NVML instead of
   initialising CUDA;
@@ -14,11 +19,12 @@ CUDA must not be initialised before a fork, or the child can't use the GPU. So t
 - reports torch.cuda.is_initialized() after preloading. If it is true, the launcher stops the server and
   starts cells with exec instead, with one warning.
 
-Protocol (JSON lines): requests on the server's stdin, {"config": path, "cap_bytes": n}; answers on the
-file descriptor named on its command line: {"ready": ..., "cuda_initialized": ...} once, then per cell
-{"pid": n} after the fork and {"pid": n, "code": exit status, or -signal} when the child ends.
+Protocol (JSON lines): requests on the server's stdin, {"config": path, "cap_bytes": n, "fd": bool}; with
+"fd", one file descriptor comes on the socket named second on the command line; answers on the file
+descriptor named first: {"ready": ..., "cuda_initialized": ...} once, then per cell {"pid": n} after the
+fork and {"pid": n, "code": exit status, or -signal} when the child ends.
 
-    python -m bench.forkserver FD      (started by bench.launcher, never by hand)
+    python -m bench.forkserver FD SOCKET_FD      (started by bench.launcher, never by hand)
 """
 from __future__ import annotations
 
@@ -28,10 +34,13 @@ import os
 import resource
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
 import traceback
+
+from bench.worker import GRACE_S, die_with_parent, parent_death_hook
 
 CELL_START_ENV = "BENCH_CELL_START"  # how the cell's process began: exec | fork (the record's env says)
 PRELOAD = ("torch", "transformers", "transformers.models.llama.modeling_llama",
@@ -56,10 +65,11 @@ def limit_address_space(cap_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap_bytes, cap_bytes))
 
 
-def _child(request: dict, answers_fd: int) -> None:
+def _child(request: dict, answers_fd: int, server: int) -> None:
     """In the forked child: never returns."""
     code = 1
     try:
+        die_with_parent(server)  # the server's own death follows the sweep's
         signal.signal(signal.SIGINT, signal.default_int_handler)  # the server ignores it; a cell does not
         os.close(answers_fd)
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -80,7 +90,7 @@ def _child(request: dict, answers_fd: int) -> None:
         os._exit(code)
 
 
-def serve(answers_fd: int) -> int:
+def serve(answers_fd: int, fds: socket.socket | None = None) -> int:
     answers = os.fdopen(answers_fd, "w", buffering=1, closefd=False)
 
     def say(message: dict) -> None:
@@ -98,11 +108,17 @@ def serve(answers_fd: int) -> int:
         if not line.strip():
             continue
         request = json.loads(line)
+        passed = socket.recv_fds(fds, 1, 1)[1] if request.get("fd") and fds is not None else []
         sys.stdout.flush()
         sys.stderr.flush()
+        server = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _child(request, answers_fd)
+            if fds is not None:
+                fds.close()
+            _child(request, answers_fd, server)
+        for fd in passed:  # the cell holds it now (the lock must not stay with the server)
+            os.close(fd)
         say({"pid": pid})
         _, status = os.waitpid(pid, 0)
         say({"pid": pid, "code": os.waitstatus_to_exitcode(status)})
@@ -118,10 +134,13 @@ class ForkServer:
 
     def __init__(self, start_timeout_s: float = 300.0) -> None:
         read_fd, write_fd = os.pipe()
+        self._fds, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = {**os.environ, "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.forkserver", str(write_fd)],
-                                     stdin=subprocess.PIPE, pass_fds=(write_fd,), env=env, text=True)
+        command = [sys.executable, "-m", "bench.forkserver", str(write_fd), str(theirs.fileno())]
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=(write_fd, theirs.fileno()),
+                                     env=env, text=True, preexec_fn=parent_death_hook(signal.SIGKILL))
         os.close(write_fd)
+        theirs.close()
         self._fd, self._buffer = read_fd, b""
         try:
             self.hello = self._read(start_timeout_s)
@@ -142,13 +161,18 @@ class ForkServer:
         line, self._buffer = self._buffer.split(b"\n", 1)
         return json.loads(line)
 
-    def run(self, config_file: str, cap_bytes: int, timeout: float | None) -> tuple[int, bool]:
-        """Fork one cell; returns (exit status or -signal, timed out). The cell's session is killed on a
-        timeout (SIGKILL) or when the sweep is interrupted (SIGTERM)."""
+    def run(self, config_file: str, cap_bytes: int, timeout: float | None,
+            pass_fd: int | None = None) -> tuple[int, bool]:
+        """Fork one cell (handing it `pass_fd`, the cell's lock); returns (exit status or -signal, timed out).
+        The cell's session is killed on a timeout (SIGKILL); an interrupt of the sweep (SIGINT, SIGTERM) is
+        passed on to it, and it gets GRACE_S to record itself before SIGKILL."""
+        request = {"config": config_file, "cap_bytes": cap_bytes, "fd": pass_fd is not None}
         try:
-            self.proc.stdin.write(json.dumps({"config": config_file, "cap_bytes": cap_bytes}) + "\n")
+            self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
-        except (BrokenPipeError, ValueError):
+            if pass_fd is not None:
+                socket.send_fds(self._fds, [b"."], [pass_fd])
+        except (BrokenPipeError, ConnectionError, ValueError):
             raise ForkServerGone("the fork server ended") from None
         pid = self._read(60.0)["pid"]
         try:
@@ -156,10 +180,14 @@ class ForkServer:
         except TimeoutError:
             _kill_session(pid, signal.SIGKILL)
             return self._read(60.0)["code"], True
-        except BaseException:
-            _kill_session(pid, signal.SIGTERM)
+        except BaseException as exc:
+            _kill_session(pid, getattr(exc, "signum", signal.SIGTERM))
             try:  # take the child's end off the pipe, so the next cell reads its own answers
-                self._read(30.0)
+                try:
+                    self._read(GRACE_S + 2)
+                except TimeoutError:
+                    _kill_session(pid, signal.SIGKILL)
+                    self._read(30.0)
             except Exception:  # noqa: BLE001 - the sweep is stopping anyway
                 pass
             raise
@@ -175,6 +203,7 @@ class ForkServer:
         except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()
         os.close(self._fd)
+        self._fds.close()
         self._fd = None
 
 
@@ -190,4 +219,4 @@ def _kill_session(pid: int, sig: int) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
-    sys.exit(serve(int(sys.argv[1])))
+    sys.exit(serve(int(sys.argv[1]), socket.socket(fileno=int(sys.argv[2])) if len(sys.argv) > 2 else None))

@@ -16,9 +16,19 @@ from typing import Any
 GROUPS = ("method", "model", "task", "train")
 
 
+def _top_level_keys() -> frozenset[str]:
+    import dataclasses
+
+    from bench.config import RunConfig
+
+    return frozenset(f.name for f in dataclasses.fields(RunConfig)) - set(GROUPS)
+
+
 def _structural(override: Any) -> bool:
+    """Overrides that may choose config files: a group (method=, +experiment=, +case= from a search path),
+    hydra.*, deletions, interpolations. Only dotted keys and bench's own top-level values are plain."""
     key = override.key_or_group
-    return (key.split(".")[0] in ("hydra", "experiment") or "/" in key or key in GROUPS
+    return ((("." not in key) and key not in _top_level_keys()) or key.split(".")[0] == "hydra" or "/" in key
             or override.package is not None or override.is_delete() or "${" in (override.input_line or ""))
 
 

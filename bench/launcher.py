@@ -1,10 +1,18 @@
 """One cell in a fresh process, so no cell's peak memory (or crash) leaks into the next.
 
-The parent writes the resolved config to a file, starts `python -m bench.worker FILE` and blocks in wait()
-(no polling, no busy loop; the child's output goes straight to the terminal). The child writes its own
-record. When the child can't (killed by a signal, past cell_timeout_s, or dead before writing), the parent
-writes the record: failure is data. cell_memory_cap_gb caps the child's address space (RLIMIT_AS), so an
-allocation past it fails inside the child, which records `oom`.
+The parent writes the resolved config to a hidden file in the experiment folder (bench.cell_lock), starts
+`python -m bench.worker FILE` and blocks in wait() (no polling, no busy loop; the child's output goes
+straight to the terminal). The child writes its own record. When the child can't (killed by a signal, past
+cell_timeout_s, or dead before writing), the parent writes the record: failure is data. cell_memory_cap_gb
+caps the child's address space (RLIMIT_AS), so an allocation past it fails inside the child, which records
+`oom` (also when it fails while importing torch, before the cell began).
+
+The cell never outlives the sweep, and never runs twice at once: it runs in a session of its own, gets
+SIGTERM from the kernel when the sweep's process ends however it ends (bench.worker.die_with_parent), and
+holds the cell's lock with the sweep (bench.cell_lock). SIGINT / SIGTERM of the sweep (bench.worker.
+Interrupted in this process) are passed on to the cell, which records itself as failed "interrupted by
+SIGTERM" within bench.worker.GRACE_S (else SIGKILL, and this process records it); then the Interrupted goes
+on up, with the record attached, and the sweep stops.
 
 A cell with parallel=fsdp|ddp (or nproc > 1) is started as `python -m torch.distributed.run --standalone
 --nproc_per_node N -m bench.worker FILE` instead: torchrun's ranks run the cell (bench.distributed) and
@@ -23,14 +31,15 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.cell_lock import temp_file
 from bench.config import RunConfig, to_dict
 from bench.forkserver import CELL_START_ENV, ForkServer, ForkServerGone, limit_address_space
 from bench.record import SCHEMA_VERSION, config_hash, read_record, record_path, write_record
+from bench.worker import GRACE_S, Interrupted, parent_death_hook, signal_number
 
 
 def cell_record_path(cfg: RunConfig) -> Path:
@@ -44,7 +53,9 @@ def _cap_bytes(cfg: RunConfig) -> int:
     return int(cfg.cell_memory_cap_gb * 1e9) if cfg.cell_memory_cap_gb > 0 else 0
 
 
-def _parent_record(cfg: RunConfig, status: str, error_type: str, message: str, seconds: float) -> dict[str, Any]:
+def fallback_record(cfg: RunConfig, status: str, error_type: str, message: str, seconds: float,
+                    recorded_by: str = "bench.launcher (the cell's process wrote no record)") -> dict[str, Any]:
+    """The record of a cell that could not write its own (no measurements in it)."""
     from bench.cell import cell_labels
 
     config = to_dict(cfg)
@@ -55,7 +66,7 @@ def _parent_record(cfg: RunConfig, status: str, error_type: str, message: str, s
             "config_hash": config_hash(config), "model": None, "setup": None, "params": None,
             "preflight": None, "memory": None, "timing": None, "energy": None, "quality": None, "data": None,
             "distributed": None, "losses": [], "warnings": [],
-            "env": {"recorded_by": "bench.launcher (the cell's process wrote no record)"},
+            "env": {"recorded_by": recorded_by},
             "wall_seconds": seconds}
 
 
@@ -71,32 +82,35 @@ def cell_command(cfg: RunConfig, config_file: str) -> list[str]:
     return [sys.executable, *worker]
 
 
-def _signal(child: subprocess.Popen, group: bool, sig: int) -> None:
+def _signal(child: subprocess.Popen, sig: int) -> None:
     try:
-        if group:
-            os.killpg(child.pid, sig)
-        else:
-            child.send_signal(sig)
+        os.killpg(child.pid, sig)  # the cell's session: torchrun and its ranks too
     except ProcessLookupError:
         pass
 
 
-def _run_exec(cfg: RunConfig, config_file: str) -> tuple[int, bool]:
+def _run_exec(cfg: RunConfig, config_file: str, pass_fd: int | None = None) -> tuple[int, bool]:
     """`python -m bench.worker FILE` (or torchrun); returns (exit status or -signal, timed out)."""
     from bench.distributed import CLAIM_ENV
 
     cap = functools.partial(limit_address_space, _cap_bytes(cfg)) if _cap_bytes(cfg) else None  # before exec
-    group = is_multiprocess(cfg)  # torchrun and its ranks: one process group, killed together
+    group = is_multiprocess(cfg)
     env = {**os.environ, CELL_START_ENV: "exec", **({CLAIM_ENV: config_file + ".claim"} if group else {})}
-    child = subprocess.Popen(cell_command(cfg, config_file), preexec_fn=cap, start_new_session=group, env=env)
+    # a session of its own: a timeout or an interrupt reaches every process of the cell, and the terminal's
+    # Ctrl-C reaches only the sweep, which passes it on (below)
+    child = subprocess.Popen(cell_command(cfg, config_file), preexec_fn=parent_death_hook(then=cap),
+                             start_new_session=True, env=env, pass_fds=() if pass_fd is None else (pass_fd,))
     try:
         return child.wait(timeout=cfg.cell_timeout_s or None), False
     except subprocess.TimeoutExpired:
-        _signal(child, group, signal.SIGKILL)
+        _signal(child, signal.SIGKILL)
         return child.wait(), True
-    except BaseException:  # Ctrl-C reaches only this process when the cell has a session of its own
-        if group:
-            _signal(child, group, signal.SIGTERM)
+    except BaseException as exc:
+        _signal(child, signal_number(exc))
+        try:
+            child.wait(timeout=GRACE_S + 2)
+        except subprocess.TimeoutExpired:
+            _signal(child, signal.SIGKILL)
             child.wait()
         raise
 
@@ -124,53 +138,71 @@ def shared_fork_server() -> ForkServer | None:
     return _fork_server
 
 
-def _run_forked(cfg: RunConfig, config_file: str) -> tuple[int, bool] | None:
+def _run_forked(cfg: RunConfig, config_file: str, pass_fd: int | None = None) -> tuple[int, bool] | None:
     global _fork_server
     server = shared_fork_server()
     if server is None:
         return None
     try:
-        return server.run(config_file, _cap_bytes(cfg), cfg.cell_timeout_s or None)
+        return server.run(config_file, _cap_bytes(cfg), cfg.cell_timeout_s or None, pass_fd)
     except ForkServerGone:  # the server died between cells: start a new one next time
         server.close()
         _fork_server = None
         return None
 
 
-def run_isolated(cfg: RunConfig) -> tuple[dict[str, Any], Path, int]:
-    """Run one cell in a child process; returns (record, path, child exit status)."""
+def run_isolated(cfg: RunConfig, pass_fd: int | None = None) -> tuple[dict[str, Any], Path, int]:
+    """Run one cell in a child process, handing it `pass_fd` (the cell's lock); returns (record, path,
+    child exit status). Interrupted (SIGINT / SIGTERM here) is raised after the cell's record is written,
+    with `.record` = (record, path)."""
     path = cell_record_path(cfg)
     started_wall = time.time()
     started = time.perf_counter()
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="bench-cell-", delete=False) as fh:
-        json.dump(to_dict(cfg), fh)
-        config_file = fh.name
+    config_file = temp_file(path.parent, "cell", ".json")
     group = is_multiprocess(cfg)
+    interrupted = None
     try:
-        forked = _run_forked(cfg, config_file) if cfg.cell_start == "fork" and not group else None
-        code, timed_out = forked if forked is not None else _run_exec(cfg, config_file)
+        Path(config_file).write_text(json.dumps(to_dict(cfg)))
+        forked = _run_forked(cfg, config_file, pass_fd) if cfg.cell_start == "fork" and not group else None
+        code, timed_out = forked if forked is not None else _run_exec(cfg, config_file, pass_fd)
+    except KeyboardInterrupt as exc:
+        interrupted, code, timed_out = exc, 128 + signal_number(exc), False
     finally:
         os.unlink(config_file)
         Path(config_file + ".claim").unlink(missing_ok=True)
-    seconds = time.perf_counter() - started
+    record = _outcome(cfg, path, started_wall, time.perf_counter() - started, code, timed_out, interrupted)
+    if interrupted is not None:
+        interrupted.record = (record, path)
+        raise interrupted
+    return record, path, code
+
+
+def _outcome(cfg: RunConfig, path: Path, started_wall: float, seconds: float, code: int, timed_out: bool,
+             interrupted: BaseException | None) -> dict[str, Any]:
+    """The record the cell wrote, or the one this process writes for it."""
     fresh = path.exists() and path.stat().st_mtime >= started_wall - 1
     if fresh and not timed_out:
         try:
-            return read_record(path), path, code
+            return read_record(path)
         except ValueError:
             pass
     if timed_out:
-        record = _parent_record(cfg, "failed", "Timeout", f"cell passed cell_timeout_s={cfg.cell_timeout_s:g} "
-                                f"and was killed after {seconds:.1f} s", seconds)
+        record = fallback_record(cfg, "failed", "Timeout", f"cell passed cell_timeout_s={cfg.cell_timeout_s:g} "
+                                 f"and was killed after {seconds:.1f} s", seconds)
+    elif interrupted is not None:
+        record = fallback_record(cfg, "failed", "Interrupted", str(Interrupted(signal_number(interrupted))),
+                                 seconds)
     elif code < 0:
         name = signal.Signals(-code).name
         why = " (on Linux often the out-of-memory killer)" if name == "SIGKILL" else ""
-        record = _parent_record(cfg, "failed", "Killed", f"the cell's process was killed by {name}{why}", seconds)
-    elif group:
-        record = _parent_record(cfg, "failed", "NoRecord", f"torchrun exited with status {code} and no rank "
-                                f"wrote a record: a rank was killed (SIGKILL: on Linux often the out-of-memory "
-                                f"killer) or crashed; see torchrun's output above", seconds)
+        record = fallback_record(cfg, "failed", "Killed", f"the cell's process was killed by {name}{why}", seconds)
+    elif is_multiprocess(cfg):
+        record = fallback_record(cfg, "failed", "NoRecord", f"torchrun exited with status {code} and no rank "
+                                 f"wrote a record: a rank was killed (SIGKILL: on Linux often the out-of-memory "
+                                 f"killer) or crashed; see torchrun's output above", seconds)
     else:
-        record = _parent_record(cfg, "failed", "NoRecord", f"the cell's process exited with status {code} "
-                                f"without writing a record (see its output above)", seconds)
-    return record, write_record(record, path), code
+        cap = f" under cell_memory_cap_gb={cfg.cell_memory_cap_gb:g}" if cfg.cell_memory_cap_gb else ""
+        record = fallback_record(cfg, "failed", "NoRecord", f"the cell's process exited with status {code}{cap} "
+                                 f"without writing a record (see its output above)", seconds)
+    write_record(record, path)
+    return record

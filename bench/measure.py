@@ -38,7 +38,15 @@ def progress_bar(total: int, label: str) -> Any:
 
 
 def inject_fault(fault: str) -> None:
-    """fault=raise | sigkill: lets the sweep tests show that a crash or a kill still ends as a record."""
+    """fault=raise | sigkill | hang: lets the sweep tests show that a crash, a kill or an interrupt of a
+    running cell (hang: it waits, after loading, until stopped) still ends as a record."""
+    if fault == "hang":
+        import sys
+        import time
+
+        print("bench: fault=hang: the cell waits until it is stopped", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(1)
     if fault == "raise":
         raise RuntimeError("injected fault (fault=raise)")
     if fault == "sigkill":

@@ -40,12 +40,14 @@ def headline(record: dict[str, Any]) -> dict[str, Any]:
     return figures
 
 
-def run_repeats(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
+def run_repeats(cfg: RunConfig, pass_fd: int | None = None) -> tuple[dict[str, Any], Path]:
+    """`pass_fd`: the cell's lock, held by each repeat's process in turn (bench.cell_lock). An interrupt
+    (bench.worker.Interrupted) ends the repeats: the interrupted one's record stands, failed."""
     from bench.launcher import run_isolated
 
     records, path = [], None
     for _ in range(cfg.repeats):
-        record, path, _ = run_isolated(cfg)
+        record, path, _ = run_isolated(cfg, pass_fd)
         records.append(record)
     runs = [headline(r) for r in records]
     ok = [r for r in records if r["status"] == "success"]

@@ -55,9 +55,9 @@ def _sweep_context() -> tuple[bool, int | None, bool]:
 
 
 def _task(raw) -> None:  # raw: the composed DictConfig
-    from omegaconf import OmegaConf
-
     import signal
+
+    from omegaconf import OmegaConf
 
     from bench import cell_lock
     from bench.launcher import cell_record_path
@@ -77,10 +77,19 @@ def _task(raw) -> None:  # raw: the composed DictConfig
     path = cell_record_path(cfg)
     cell_lock.clean_stale(path.parent)  # temporary files of sweeps that were killed outright
     handlers = raise_on_signals()  # SIGTERM as well as SIGINT: the cell is recorded, then the sweep stops
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # by the cell's lock, if any
     try:
         _locked_cell(cfg, path, multirun, index, isolated)
     except KeyboardInterrupt as exc:
         _stop(exc, path, multirun, index)
+    except SystemExit as exc:
+        if exc.code == 2:  # bad input found while planning: leave no folder behind either
+            for folder in made:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+        raise
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

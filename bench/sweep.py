@@ -3,14 +3,19 @@ line per cell and the summary table at the end.
 
 The ledger is a JSON-lines file named by $BENCH_SWEEP_LEDGER, so cells run by any launcher (in-process,
 a fresh process, submitit jobs on the same file system) report to the one parent that prints the summary.
+It lives in the experiment folder, hidden (`.bench-sweep-PID@HOST-XXXX.jsonl`, bench.cell_lock): the
+records' file system, which a cluster's jobs share (a node's /tmp is its own), and where the next sweep
+finds it if this one was killed before it could remove it.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any
+
+from bench.cell_lock import owned_name
 
 LEDGER_ENV = "BENCH_SWEEP_LEDGER"
 TOTAL_ENV = "BENCH_SWEEP_TOTAL"
@@ -18,26 +23,82 @@ GB = 1e9
 FAILED = ("oom", "failed")
 
 
-def start_ledger(total: int | None) -> Path:
-    fd, name = tempfile.mkstemp(prefix="bench-sweep-", suffix=".jsonl")
-    os.close(fd)
-    os.environ[LEDGER_ENV] = name
+class Ledger:
+    """This sweep's ledger. Its name is fixed when the sweep starts, its folder once a cell's config is
+    composed: the ledger file is that name in each experiment folder the sweep's cells write to."""
+
+    def __init__(self, name: str, folders: Any = ()) -> None:
+        self.name = name
+        self.folders = [Path(f).resolve() for f in folders]
+
+    def files(self) -> list[Path]:
+        return [folder / self.name for folder in (self.folders or _folders_from_argv())]
+
+    def unlink(self, missing_ok: bool = True) -> None:
+        for path in self.files():
+            path.unlink(missing_ok=True)
+
+
+_ledger: Ledger | None = None
+
+
+def start_ledger(total: int | None, folders: Any = ()) -> Ledger:
+    global _ledger
+    _ledger = Ledger(owned_name("sweep", ".jsonl"), folders)
+    os.environ[LEDGER_ENV] = _ledger.name
     if total is not None:
         os.environ[TOTAL_ENV] = str(total)
-    return Path(name)
+    return _ledger
 
 
-def ledger_entries(path: Path | None = None) -> list[dict[str, Any]]:
-    path = path or (Path(os.environ[LEDGER_ENV]) if os.environ.get(LEDGER_ENV) else None)
-    if path is None or not path.exists():
+def ledger_file(folder: str | os.PathLike) -> Path | None:
+    """The ledger in an experiment folder (None outside a sweep); an absolute $BENCH_SWEEP_LEDGER as it is."""
+    name = os.environ.get(LEDGER_ENV)
+    if not name:
+        return None
+    if os.path.isabs(name):
+        return Path(name)
+    folder = Path(folder).resolve()
+    if _ledger is not None and _ledger.name == name and folder not in _ledger.folders:
+        _ledger.folders.append(folder)
+    return folder / name
+
+
+def _folders_from_argv() -> list[Path]:
+    """Where this command line's cells write, for a launcher that runs every cell in another process
+    (submitit), so that this process never composed a cell's config: the folder of the first value of each
+    swept key (under such a launcher, a sweep over experiment_name or results_dir reports its first only)."""
+    try:
+        from hydra import compose, initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        from bench.cli import CONF_DIR, sweep_overrides
+
+        overrides = []
+        for override in OverridesParser.create().parse_overrides(sweep_overrides(sys.argv[1:])):
+            if override.key_or_group.split(".")[0].split("/")[0] == "hydra":
+                continue
+            value = (next(iter(override.sweep_string_iterator())) if override.is_sweep_override()
+                     else override.get_value_element_as_str())
+            overrides.append(f"{override.input_line.split('=', 1)[0]}={value}")
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+        return [(Path(cfg.results_dir) / cfg.experiment_name).resolve()]
+    except Exception:  # noqa: BLE001 - no summary is better than a crash while cleaning up
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def ledger_entries(path: Ledger | Path | None = None) -> list[dict[str, Any]]:
+    files = path.files() if isinstance(path, Ledger) else [Path(path)] if path else []
+    return [json.loads(line) for f in files if f.exists() for line in f.read_text().splitlines() if line.strip()]
 
 
 def append(entry: dict[str, Any]) -> None:
-    name = os.environ.get(LEDGER_ENV)
-    if name:
-        with open(name, "a") as fh:  # one short line per write: appends from several processes don't interleave
+    path = ledger_file(Path(entry["path"]).parent)
+    if path:
+        with open(path, "a") as fh:  # one short line per write: appends from several processes don't interleave
             fh.write(json.dumps(entry) + "\n")
 
 
@@ -63,9 +124,15 @@ def first_line(text: str | None, limit: int = 160) -> str | None:
     return lines[0][:limit] if lines else None
 
 
-def previous(chash: str) -> dict[str, Any] | None:
+def previous(chash: str, folder: str | os.PathLike) -> dict[str, Any] | None:
     """This sweep's earlier entry for the same resolved config, if any."""
-    return next((e for e in ledger_entries() if e["hash"] == chash), None)
+    return next((e for e in ledger_entries(ledger_file(folder)) if e["hash"] == chash), None)
+
+
+def skipped_entry(cell: dict[str, Any], chash: str, path: Path, why: str) -> dict[str, Any]:
+    """A cell left alone without reading or writing its record (another process is measuring it)."""
+    return {"cell": cell_name(cell), "status": "skipped", "outcome": f"skipped: {why}", "hash": chash,
+            "path": str(path), "seconds": 0.0, "peak_bytes": None, "steps_per_s": None, "error": None}
 
 
 def progress_line(entry: dict[str, Any], index: int | None) -> str:

@@ -6,7 +6,8 @@ reason, model, device), the breakdown being the components present at the predic
 sums to needs_device_bytes; needs_host_bytes is what the host holds on the way (a random-init quantised base
 is made one weight at a time, so only a transient).
 Also: params (exact, as the run will hold them), peak_phase, components (each at full size), weights_bytes
-(by storage), flops, notes.
+(by storage), flops, notes, and `time`: the predicted training time against max_cell_minutes
+(bench.estimate.throughput; bench.cell skips the cell as TooSlow when time["too_slow"]).
 """
 from __future__ import annotations
 
@@ -62,13 +63,22 @@ def host_available_bytes() -> int | None:
 
 
 def estimate(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, device: str) -> dict[str, Any]:
-    """The preflight: predicted need vs what the device and host have now."""
+    """The preflight: predicted need vs what the device and host have now, and predicted time vs
+    max_cell_minutes (`time`, see bench.estimate.throughput)."""
     import torch
 
-    pred = predict(cfg, meta_model, compute, device)
-    host = host_available_bytes()
-    if device == "cuda":
-        device_available: int | None = int(torch.cuda.mem_get_info()[0])
-    else:  # training on the host: the device is the host
-        device_available = host
-    return from_prediction(pred, device_available, host)
+    from bench import methods, progress
+    from bench.estimate.throughput import matmul_dtype, predict_time
+
+    with progress.phase("planning: estimating memory and time"):
+        pred = predict(cfg, meta_model, compute, device)
+        host = host_available_bytes()
+        if device == "cuda":
+            device_available: int | None = int(torch.cuda.mem_get_info()[0])
+        else:  # training on the host: the device is the host
+            device_available = host
+        result = from_prediction(pred, device_available, host)
+        dtype = matmul_dtype(cfg, compute, methods.get(cfg.method.name).autocast_dtype(cfg, compute))
+        quantised = sum(r.numel for r in pred.inventory.rows if r.kind == "quantized")
+        result["time"] = predict_time(cfg, pred.flops, quantised, device, dtype)
+    return result

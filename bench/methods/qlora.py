@@ -25,9 +25,12 @@ def wrap(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
 
     checkpointing = cfg.method.gradient_checkpointing or cfg.train.gradient_checkpointing
     if model.device.type != "meta":
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False})
+        from bench import progress
+
+        with progress.phase("loading: preparing the quantised base (peft kbit: norms and embeddings to fp32)"):
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=checkpointing,
+                gradient_checkpointing_kwargs={"use_reentrant": False})
     return lora.add_adapters(model, cfg)
 
 
