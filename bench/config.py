@@ -160,7 +160,7 @@ class RunConfig:
     repeats: int = 1  # run the cell N times, each in a fresh process; the record keeps all and their spread
     gpu_busy: str = "warn"  # another process holds > gpu_busy_threshold_gb on the GPU: warn | refuse | ignore
     gpu_busy_threshold_gb: float = 1.0
-    fault: str = "none"  # testing the harness itself: none | raise | sigkill (after the model loads)
+    fault: str = "none"  # testing the harness itself: none | raise | sigkill | hang (after the model loads)
     # {method name: lr} for sweeps across methods whose learning rates differ by orders of magnitude (LoRA
     # ~1e-3, full ~1e-5): sets method.lr for the methods it lists (it wins over method.lr there)
     lr_by_method: dict | None = None
