@@ -262,3 +262,13 @@ def test_mfu_from_the_stored_flop_count_and_the_catalog_peak(tmp_path, gpu):
     other = next(row for row in texts(table) if row[1].startswith("other"))
     assert dict(zip(table.columns, other))["MFU (%) \u2191"] == "n/a"
     assert "989 TFLOP/s" in table.note
+
+
+@pytest.mark.parametrize("status,error_type,shown", [
+    ("skipped", "TooSlow", "too slow here"), ("skipped", "DoesNotFit", "does not fit"),
+    ("failed", "Interrupted", "interrupted"), ("failed", "RuntimeError", "failed"), ("oom", None, "OOM"),
+])
+def test_outcome_names_why_a_cell_has_no_numbers(status, error_type, shown):
+    from bench.report.cells import outcome
+
+    assert outcome({"status": status, "error_type": error_type}) == shown

@@ -92,7 +92,10 @@ def outcome(rec: Rec) -> str:
     if status == "oom":
         return "OOM"
     if status == "skipped":
-        return {"DoesNotFit": "does not fit", "GpuBusy": "skipped (GPU busy)"}.get(rec["error_type"], "skipped")
+        return {"DoesNotFit": "does not fit", "GpuBusy": "skipped (GPU busy)",
+                "TooSlow": "too slow here"}.get(rec["error_type"], "skipped")
+    if status == "failed" and rec["error_type"] == "Interrupted":
+        return "interrupted"
     return "failed" if status == "failed" else str(status)
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 LEGEND = ("How to read: \u2193 lower is better, \u2191 higher is better; GB = 10^9 bytes; #n = the record behind "
           "a number (Records, at the end; the CSV has every field); est. = the preflight estimate stored in a record, "
           "not a measurement; OOM = ran out of memory; does not fit = refused by the preflight before loading; "
+          "too slow here = predicted to train past max_cell_minutes on that machine, not run; "
           "failed = crashed (error in Records); \u2014 = no record for that cell; n/a = does not apply to that "
           "record, or was not measured (its status says why). Records from different hardware "
           "are in separate sections and never compared or combined.")
