@@ -148,9 +148,9 @@ class RunConfig:
     sample_interval_ms: float = 10.0  # NVML sampler period (GPU)
     rss_sample_interval_ms: float = 100.0  # RSS sampler period (CPU); the CPU peak itself is the kernel's
     preflight: bool = True
-    # sweeps (bench.launcher)
+    # sweeps (bench.launch.launcher)
     isolate: str = "auto"  # auto: a fresh process per cell in a multirun, inline otherwise | always | never
-    cell_start: str = "exec"  # how an isolated cell's process starts: exec | fork (from bench.forkserver)
+    cell_start: str = "exec"  # how an isolated cell's process starts: exec | fork (from bench.launch.forkserver)
     cell_timeout_s: float = 0.0  # a cell running longer is killed and recorded as failed (0: no limit)
     cell_memory_cap_gb: float = 0.0  # address-space cap of an isolated cell's process (0: none)
     # time preflight: a cell predicted (FLOPs per step / this device's measured throughput) to train longer
@@ -164,7 +164,7 @@ class RunConfig:
     # {method name: lr} for sweeps across methods whose learning rates differ by orders of magnitude (LoRA
     # ~1e-3, full ~1e-5): sets method.lr for the methods it lists (it wins over method.lr there)
     lr_by_method: dict | None = None
-    # several processes (GPUs) for one cell, through torchrun (bench.distributed)
+    # several processes (GPUs) for one cell, through torchrun (bench.cell.distributed)
     nproc: int = 1  # processes of one cell, one GPU each on CUDA
     parallel: str = "none"  # none | fsdp (FSDP2 per decoder layer) | ddp
 

@@ -85,6 +85,6 @@ def guard() -> None:
 
 def already_loaded() -> bool:
     """bitsandbytes was imported before the guard and took a hub kernel (e.g. imported by a process that never
-    imported bench.models first)."""
+    imported bench.cell.models first)."""
     ops = sys.modules.get("bitsandbytes.backends.cpu.ops")
     return getattr(ops, "gemm_4bit_forward_kernel", None) is not None

@@ -10,8 +10,10 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import precheck, sweep
-from bench.cli import CONF_DIR, fail, normalize_overrides, validate_argv
+from bench.launch import precheck
+
+from bench.launch import ledger as sweep
+from bench.launch.cli import CONF_DIR, fail, normalize_overrides, validate_argv
 from bench.config import ConfigError, build_run_config
 
 GB = 1e9
@@ -59,9 +61,9 @@ def _task(raw) -> None:  # raw: the composed DictConfig
 
     from omegaconf import OmegaConf
 
-    from bench import cell_lock
-    from bench.launcher import cell_record_path
-    from bench.worker import raise_on_signals
+    from bench.launch import cell_lock
+    from bench.launch.launcher import cell_record_path
+    from bench.launch.worker import raise_on_signals
 
     multirun, index, basic = _sweep_context()
     try:
@@ -96,12 +98,12 @@ def _task(raw) -> None:  # raw: the composed DictConfig
 
 
 def _locked_cell(cfg, path, multirun: bool, index: int | None, isolated: bool) -> None:
-    """Run the cell holding its lock (bench.cell_lock), taken before looking for its record: a cell another
+    """Run the cell holding its lock (bench.launch.cell_lock), taken before looking for its record: a cell another
     process is measuring is skipped, and one it has just finished is found done."""
-    from bench import cell_lock
-    from bench.cell import cell_labels
+    from bench.launch import cell_lock
+    from bench.cell.runner import cell_labels
     from bench.config import to_dict
-    from bench.launcher import run_isolated
+    from bench.launch.launcher import run_isolated
     from bench.record import config_hash, read_record
 
     lock = cell_lock.CellLock.take(path)
@@ -129,22 +131,22 @@ def _locked_cell(cfg, path, multirun: bool, index: int | None, isolated: bool) -
         started = time.perf_counter()
         try:
             if cfg.repeats > 1:
-                from bench.repeats import run_repeats
+                from bench.launch.repeats import run_repeats
 
                 record, path = run_repeats(cfg, lock.fd)
             elif isolated:
                 record, path, _ = run_isolated(cfg, lock.fd)
             else:
-                from bench.cell import run_cell
+                from bench.cell.runner import run_cell
 
                 record, path = run_cell(cfg)
         except ConfigError as exc:
             fail(exc)
         except KeyboardInterrupt as exc:
             if getattr(exc, "record", None) is None:  # stopped before the cell began (importing torch)
-                from bench.launcher import fallback_record
+                from bench.launch.launcher import fallback_record
                 from bench.record import write_record
-                from bench.worker import Interrupted, signal_number
+                from bench.launch.worker import Interrupted, signal_number
 
                 record = fallback_record(cfg, "failed", "Interrupted", str(Interrupted(signal_number(exc))),
                                          time.perf_counter() - started, recorded_by="bench.run")
@@ -168,11 +170,11 @@ def _report(record: dict, path, seconds: float, multirun: bool, index: int | Non
 
 def _stop(exc: KeyboardInterrupt, path, multirun: bool, index: int | None) -> None:
     """SIGINT / SIGTERM: the running cell has been recorded as failed "interrupted by SIG..." (by the cell,
-    or by bench.launcher when it could not); report it and stop: the sweep launches no further cell, and
+    or by bench.launch.launcher when it could not); report it and stop: the sweep launches no further cell, and
     bench.run exits 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
     import signal
 
-    from bench.worker import signal_number
+    from bench.launch.worker import signal_number
 
     if getattr(exc, "record", None) is not None:
         record, where = exc.record

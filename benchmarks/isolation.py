@@ -1,5 +1,5 @@
 """Does isolation cost speed? One cell through the sweep launcher (a fresh process, exec'd or forked from
-bench.forkserver), the same cell in-process, and a bare PyTorch loop of the same shape (same model, optimizer and batches, no bench code),
+bench.launch.forkserver), the same cell in-process, and a bare PyTorch loop of the same shape (same model, optimizer and batches, no bench code),
 interleaved round by round. Prints steps/s ratios against the bare loop and the start-up each isolated
 cell costs (its wall time minus its training time). Goal on a 2-core CPU: >= 0.97x the bare loop's steps/s
 and <= 5 s of start-up per cell.
@@ -23,7 +23,9 @@ def bare_loop(cfg) -> float:
     """Plain PyTorch: the same model and batches as the cell, timed around the post-warm-up steps."""
     import torch
 
-    from bench import methods, models
+    from bench import methods
+
+    from bench.cell import models
     from bench.tasks import synthetic
 
     method = methods.get(cfg.method.name)
@@ -44,8 +46,8 @@ def bare_loop(cfg) -> float:
 
 def main() -> None:
     from benchmarks.overhead import compose
-    from bench.cell import run_cell
-    from bench.launcher import run_isolated, shared_fork_server
+    from bench.cell.runner import run_cell
+    from bench.launch.launcher import run_isolated, shared_fork_server
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)

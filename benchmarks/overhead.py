@@ -25,7 +25,7 @@ def compose(overrides: list[str]):
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    from bench.cli import CONF_DIR
+    from bench.launch.cli import CONF_DIR
     from bench.config import build_run_config
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -36,9 +36,11 @@ def compose(overrides: list[str]):
 def measure(method_name: str, overrides: list[str], rounds: int, steps: int) -> dict:
     import torch
 
-    from bench import methods, models
+    from bench import methods
+
+    from bench.cell import models
     from bench.tasks import synthetic
-    from bench.train import train_steps
+    from bench.cell.step_loop import train_steps
     from bench.trackers.energy import EnergyMeter
     from bench.trackers.memory import MemoryTracker
 

@@ -73,7 +73,7 @@ def run_trainer(model, optimizer, cfg, device: str, autocast) -> list[float]:
 
 def run_native(model, optimizer, cfg, device: str, autocast) -> list[float]:
     from bench.tasks import synthetic
-    from bench.train import StepLoop
+    from bench.cell.step_loop import StepLoop
 
     t = cfg.train
     data = synthetic.batches(model.config.vocab_size, t.batch_size, t.seq_len, device, t.seed)
@@ -89,7 +89,9 @@ def run_native(model, optimizer, cfg, device: str, autocast) -> list[float]:
 def measure(loop: str, overrides: list[str]) -> dict:
     import torch
 
-    from bench import methods, models
+    from bench import methods
+
+    from bench.cell import models
     from bench.trackers.memory import MemoryTracker
     from overhead import compose
 

@@ -24,7 +24,7 @@ def compose_raw(*overrides: str) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from bench.cli import CONF_DIR
+    from bench.launch.cli import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         raw = compose(config_name="config", overrides=list(overrides))

@@ -268,7 +268,7 @@ def test_committed_cpu_baseline_loads_and_matches_itself(capsys):
 
 @pytest.mark.parametrize("experiment", ["ci_gpu", "ci_cpu"])
 def test_ci_experiments_pass_the_command_line_checks(experiment):
-    from bench.cli import count_jobs, validate_argv
+    from bench.launch.cli import count_jobs, validate_argv
 
     argv = ["-m", f"+experiment={experiment}"]
     validate_argv(argv)

@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 
-from bench.cli import group_options
+from bench.launch.cli import group_options
 from bench.config import ConfigError, build_run_config
 from conftest import compose_raw
 

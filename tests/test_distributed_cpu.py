@@ -21,7 +21,9 @@ def single_process_params():
     """What one process counts for the same cell: the real model, built and wrapped, no sharding."""
     import torch
 
-    from bench import methods, models
+    from bench import methods
+
+    from bench.cell import models
     from bench.config import build_run_config
     from bench.trackers.params import count_parameters
 
@@ -89,7 +91,11 @@ def test_materialised_shards_have_the_random_init_values():
     """A world of one: every value made by materialize_shards (normal / ones / LoRA's zero B / peft's A)."""
     import torch
 
-    from bench import distributed, methods, models
+    from bench import methods
+
+    from bench.cell import distributed
+
+    from bench.cell import models
     from bench.config import build_run_config
 
     cfg = build_run_config(compose_raw("method=lora", *QUICK, "device=cpu", "parallel=fsdp", "isolate=never",
@@ -152,7 +158,7 @@ def test_a_failing_rank_writes_the_record_and_torchrun_stops(tmp_path):
 
 def test_a_world_of_one_runs_in_process(tmp_path):
     """parallel=ddp with isolate=never and nproc=1: the same code path, no torchrun."""
-    from bench.cell import run_cell
+    from bench.cell.runner import run_cell
     from bench.config import build_run_config
 
     cfg = build_run_config(compose_raw("method=lora", *QUICK, "parallel=ddp", "isolate=never",
@@ -205,10 +211,10 @@ def test_hash_keeps_single_process_cells_and_separates_parallel_ones():
 
 def test_launcher_command():
     from bench.config import build_run_config
-    from bench.launcher import cell_command
+    from bench.launch.launcher import cell_command
 
     cfg = build_run_config(compose_raw(*QUICK, "nproc=4", "parallel=fsdp"))
     assert cell_command(cfg, "c.json") == [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                           "--nproc_per_node", "4", "-m", "bench.worker", "c.json"]
+                                           "--nproc_per_node", "4", "-m", "bench.launch.worker", "c.json"]
     single = build_run_config(compose_raw(*QUICK))
-    assert cell_command(single, "c.json") == [sys.executable, "-m", "bench.worker", "c.json"]
+    assert cell_command(single, "c.json") == [sys.executable, "-m", "bench.launch.worker", "c.json"]

@@ -11,7 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from bench import methods, models  # noqa: E402
+from bench import methods  # noqa: E402
+
+from bench.cell import models
 from bench.config import build_run_config  # noqa: E402
 from bench.estimate.inventory import build_inventory  # noqa: E402
 from bench.estimate.predict import build_meta_model, compute_dtype_for, predict, predict_cell  # noqa: E402
@@ -40,8 +42,8 @@ def cfg_of(*overrides: str):
 
 
 def real_model(cfg):
-    """The model bench.cell._measure builds (CPU), wrapped by the method, with its optimizer."""
-    from bench.quality import task_head
+    """The model bench.cell.runner._measure builds (CPU), wrapped by the method, with its optimizer."""
+    from bench.tasks.quality import task_head
 
     method = methods.get(cfg.method.name)
     compute = models.train_dtype(cfg.train.precision, "cpu")

@@ -31,7 +31,7 @@ def test_forked_cells_fail_as_records_like_exec_cells(tmp_path):
     assert by_status["raise"]["status"] == "failed" and "injected fault" in by_status["raise"]["error"]["message"]
     killed = by_status["sigkill"]
     assert killed["status"] == "failed" and "SIGKILL" in killed["error"]["message"]
-    assert killed["env"]["recorded_by"].startswith("bench.launcher")  # the child died: the parent wrote it
+    assert killed["env"]["recorded_by"].startswith("bench.launch.launcher")  # the child died: the parent wrote it
     assert "cells: 2 failed, 1 oom, 1 success" in out
 
 
@@ -45,7 +45,7 @@ def test_a_forked_cell_past_its_timeout_is_killed_and_the_next_cell_still_runs(t
 
 
 def test_no_fork_where_preloading_initialised_cuda(monkeypatch, capsys):
-    from bench import launcher
+    from bench.launch import launcher
 
     class CudaServer:
         closed = False
@@ -64,7 +64,8 @@ def test_no_fork_where_preloading_initialised_cuda(monkeypatch, capsys):
 
 
 def test_a_server_that_never_starts_falls_back_to_exec(monkeypatch, capsys):
-    from bench import forkserver, launcher
+    from bench.launch import forkserver
+    from bench.launch import launcher
 
     monkeypatch.setattr(forkserver.sys, "executable", "/bin/false")  # the server process exits at once
     monkeypatch.setattr(launcher, "_fork_server", None)

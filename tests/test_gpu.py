@@ -3,7 +3,7 @@ method for a few steps: NVML is the headline peak, torch's reserved peak sits un
 import pytest
 import torch
 
-from bench.cell import run_cell
+from bench.cell.runner import run_cell
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

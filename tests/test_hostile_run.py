@@ -209,7 +209,7 @@ def _readme_commands() -> list[list[str]]:
 
 def test_every_bench_run_command_in_the_readme_composes():
     """The README's overrides are accepted as written (optional model keys and lr_by_method without '+')."""
-    from bench.cli import normalize_overrides, validate_argv
+    from bench.launch.cli import normalize_overrides, validate_argv
 
     commands = _readme_commands()
     assert len(commands) >= 8
@@ -225,14 +225,14 @@ def test_every_bench_run_command_in_the_readme_composes():
     ("model.attn_implementation=eager", "attn_implementation", "eager"),
 ])
 def test_optional_model_keys_work_without_plus(override, field, value):
-    from bench.cli import normalize_overrides, validate_argv
+    from bench.launch.cli import normalize_overrides, validate_argv
 
     (cfg,) = validate_argv(normalize_overrides([override]))
     assert getattr(cfg.model, field) == value
 
 
 def test_lr_by_method_without_plus_in_a_sweep():
-    from bench.cli import normalize_overrides, validate_argv
+    from bench.launch.cli import normalize_overrides, validate_argv
 
     configs = validate_argv(normalize_overrides(["-m", "method=lora,full", "lr_by_method={lora:0.001,full:1e-5}"]))
     assert sorted((c.method.name, c.method.lr) for c in configs) == [("full", 1e-5), ("lora", 0.001)]
@@ -240,7 +240,7 @@ def test_lr_by_method_without_plus_in_a_sweep():
 
 def test_every_combination_of_a_sweep_is_checked():
     """The full product, not one value at a time: the bad pair (steps=3, warmup=3) only exists combined."""
-    from bench.cli import ConfigError, normalize_overrides, validate_argv
+    from bench.launch.cli import ConfigError, normalize_overrides, validate_argv
 
     ok = validate_argv(normalize_overrides(["-m", "method=lora,full", "method.rank=8,16", "train.steps=4,5"]))
     assert len(ok) == 8
@@ -256,11 +256,11 @@ def test_every_combination_of_a_sweep_is_checked():
     ["method=galore", "method.target_modules=attn", "train.precision=bf16", "++model.revision=null"],
 ])
 def test_fast_grid_composition_matches_hydra_compose(overrides):
-    """bench.grid applies value overrides itself (compose() per cell took minutes for 1,000 cells): it must
+    """bench.launch.grid applies value overrides itself (compose() per cell took minutes for 1,000 cells): it must
     give what Hydra's compose() gives."""
     from conftest import compose_raw
 
-    from bench.cli import CONF_DIR
-    from bench.grid import compose_all
+    from bench.launch.cli import CONF_DIR
+    from bench.launch.grid import compose_all
 
     assert compose_all(str(CONF_DIR), [overrides]) == [compose_raw(*overrides)]

@@ -1,6 +1,6 @@
 """Each fine-tuning method trains a few optimizer steps of the `tiny` model on CPU and changes exactly what it
 should: LoRA / QLoRA only their adapters (the base bit-identical, a quantised base still quantised), GaLore and
-full fine-tuning every weight. Then one end-to-end cell per method through bench.cell.run_cell."""
+full fine-tuning every weight. Then one end-to-end cell per method through bench.cell.runner.run_cell."""
 from __future__ import annotations
 
 import os
@@ -13,8 +13,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from bench import methods, models  # noqa: E402
-from bench.cli import CONF_DIR  # noqa: E402
+from bench import methods  # noqa: E402
+
+from bench.cell import models
+from bench.launch.cli import CONF_DIR  # noqa: E402
 from bench.config import build_run_config  # noqa: E402
 from bench.trackers.params import count_parameters  # noqa: E402
 
@@ -55,9 +57,9 @@ def changed_names(model: torch.nn.Module, before: dict[str, torch.Tensor]) -> se
 
 
 def train(cfg):
-    """The sequence of bench.cell._measure without the trackers: build, wrap, optimizer, train_steps."""
+    """The sequence of bench.cell.runner._measure without the trackers: build, wrap, optimizer, train_steps."""
     from bench.tasks import synthetic
-    from bench.train import train_steps
+    from bench.cell.step_loop import train_steps
 
     method = methods.get(cfg.method.name)
     t = cfg.train
@@ -258,7 +260,7 @@ def test_full_updates_every_parameter(optimizer):
 
 @pytest.mark.parametrize("method", ["full", "lora", "qlora", "galore"])
 def test_run_cell_writes_a_successful_record(method, tmp_path):
-    from bench.cell import run_cell
+    from bench.cell.runner import run_cell
     from bench.record import read_record
 
     raw = raw_config(method)

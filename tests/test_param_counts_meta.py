@@ -11,8 +11,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from bench import methods, models  # noqa: E402
-from bench.cli import CONF_DIR  # noqa: E402
+from bench import methods  # noqa: E402
+
+from bench.cell import models
+from bench.launch.cli import CONF_DIR  # noqa: E402
 from bench.config import ConfigError, build_run_config  # noqa: E402
 from bench.trackers.params import count_parameters  # noqa: E402
 
@@ -114,7 +116,7 @@ def test_lora_trainable_count_matches_peft_and_closed_form(model, targets, rank)
     cfg = make_cfg(model, target_modules=targets, rank=rank, dropout=0.0)
     net = meta_model(cfg)
     base_total = count_parameters(net)["total"]
-    # bench.cell.plan wraps with the CPU as default device: peft then creates and kaiming-initialises every
+    # bench.cell.runner.plan wraps with the CPU as default device: peft then creates and kaiming-initialises every
     # adapter in real memory before moving it to the meta base layer (~11 s and ~1.5 GB for Mixtral
     # all-linear r=64). Creating them on the meta device gives the same modules and counts at no cost.
     with torch.device("meta"):
@@ -132,7 +134,7 @@ def test_lora_trainable_count_matches_peft_and_closed_form(model, targets, rank)
 
 
 def test_count_through_bench_wrap_exactly_as_plan_calls_it():
-    """No meta default device here: the same call sequence as bench.cell.plan, on a cheap combination."""
+    """No meta default device here: the same call sequence as bench.cell.runner.plan, on a cheap combination."""
     cfg = make_cfg("llama2-7b", target_modules="qv", rank=8)
     net = methods.get("lora").wrap(meta_model(cfg), cfg)
     assert all(p.device.type == "meta" for p in net.parameters())

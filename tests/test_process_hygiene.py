@@ -129,7 +129,7 @@ def test_sigterm_records_the_running_cell_and_sigkill_leaves_no_process(tmp_path
     assert holders(term, lock) == 2  # the sweep, and the cell's own process (not the fork server)
     term.proc.send_signal(signal.SIGTERM)
     if start == "exec":  # killed at once: whatever the cell is doing, it goes
-        kill.wait_for(lambda: any("bench.worker" in c for _, c in kill.processes()), "cell process")
+        kill.wait_for(lambda: any("bench.launch.worker" in c for _, c in kill.processes()), "cell process")
     else:
         kill.wait_for(lambda: "fault=hang" in kill.out, "forked cell")
     kill.proc.send_signal(signal.SIGKILL)
@@ -147,7 +147,7 @@ def test_sigterm_records_the_running_cell_and_sigkill_leaves_no_process(tmp_path
     assert gone_within(kill) == []
     for record in records(tmp_path / "kill"):  # the cell recorded itself unless it died still starting
         assert record["error"] == {"type": "Interrupted", "message": "interrupted by SIGTERM"}
-    from bench.cell_lock import clean_stale
+    from bench.launch.cell_lock import clean_stale
 
     assert [p.name for p in clean_stale(tmp_path / "kill")] != []  # the next sweep's clean-up
     assert [n for n in hidden_leftovers(tmp_path / "kill") if not n.endswith(".lock")] == []
@@ -169,9 +169,9 @@ def test_two_sweeps_on_one_folder_measure_each_cell_once(tmp_path, runs):
     """Two sweeps over the same two cells at once: full is measured once (the other sweep finds it running
     or done), though its lock was left by a holder that died (taken over); galore is being measured by
     someone else (this test holds its lock), so neither sweep touches it."""
-    from bench.cell_lock import HOST, CellLock, lock_path
+    from bench.launch.cell_lock import HOST, CellLock, lock_path
     from bench.config import build_run_config
-    from bench.launcher import cell_record_path
+    from bench.launch.launcher import cell_record_path
 
     def record_path(method):
         return cell_record_path(build_run_config(compose_raw(f"results_dir={tmp_path}", "experiment_name=both",

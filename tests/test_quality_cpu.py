@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cell import run_cell
+from bench.cell.runner import run_cell
 from bench.config import ConfigError
 from conftest import ROOT
 
@@ -65,7 +65,7 @@ def test_squad_fixture_trains_and_scores(make_cfg, task, main):
 
 
 def test_missing_data_is_one_line_naming_the_key(make_cfg, monkeypatch, tmp_path):
-    from bench.cell import run_cell as run
+    from bench.cell.runner import run_cell as run
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ConfigError, match=r"^task\.data_dir: .*"):
@@ -77,7 +77,7 @@ def test_missing_data_is_one_line_naming_the_key(make_cfg, monkeypatch, tmp_path
 
 def test_random_init_text_task_needs_a_tokenizer(make_cfg):
     with pytest.raises(ConfigError, match=r"^model\.tokenizer"):
-        from bench.models import load_tokenizer
+        from bench.cell.models import load_tokenizer
 
         load_tokenizer(make_cfg("model=tiny", "task=sst2").model)
 

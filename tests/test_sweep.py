@@ -68,7 +68,7 @@ def test_submitit_local_executor_runs_two_cells(tmp_path):
 
 
 def test_confidence_interval_by_hand():
-    from bench.repeats import interval
+    from bench.launch.repeats import interval
 
     got = interval([1.0, 2.0, 3.0])  # mean 2, stdev 1, t(0.975, 2 dof) = 4.303: half width 4.303 / sqrt(3)
     assert got["mean"] == 2.0 and got["stdev"] == 1.0

@@ -1,6 +1,6 @@
 """The time preflight (bench.estimate.throughput): a cell predicted to train longer than max_cell_minutes on
 this device is skipped as TooSlow before loading anything; a cell that runs keeps its prediction. Also the
-progress lines of long phases (bench.progress) and the guard against bitsandbytes' hub kernels
+progress lines of long phases (bench.cell.progress) and the guard against bitsandbytes' hub kernels
 (bench.hub_kernels)."""
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_a_catalog_gpu_uses_its_peak_times_the_fraction_and_fp32_gets_no_check(m
 
 
 def test_a_tiny_cell_runs_and_keeps_its_prediction_and_a_tiny_limit_skips_it(make_cfg):
-    from bench.cell import run_cell
+    from bench.cell.runner import run_cell
 
     record, _ = run_cell(make_cfg(*SMALL))
     assert record["status"] == "success", record["error"]
@@ -93,7 +93,7 @@ def test_qlora_13b_on_this_cpu_is_skipped_within_seconds(tmp_path):
 
 
 def test_progress_lines_for_a_slow_phase_and_silence_for_a_short_one():
-    from bench import progress
+    from bench.cell import progress
 
     stream = io.StringIO()
     with progress.phase("quantising the 4-bit base", quiet_s=0.05, every_s=0.05, stream=stream) as shown:

@@ -71,7 +71,7 @@ def row(cell: CellResult) -> str:
 
 
 def start_mismatch(base: dict[str, Any], cand: dict[str, Any]) -> list[str]:
-    """A CPU cell forked from bench.forkserver starts from the server's resident set: its peak is not
+    """A CPU cell forked from bench.launch.forkserver starts from the server's resident set: its peak is not
     comparable with an exec'd cell's (GPU peaks are per process and unaffected)."""
     starts = [(r.get("env") or {}).get("cell_start") for r in (base, cand)]
     cpu = any(((r.get("memory") or {}).get("device")) == "cpu" for r in (base, cand))

@@ -114,7 +114,7 @@ def target_device(cfg: Any) -> str:
 
 
 def run_cells(overrides: list[str], gpus: list) -> list[dict[str, Any]]:
-    from bench.cli import validate_argv
+    from bench.launch.cli import validate_argv
     from bench.estimate import sweep
     from bench.estimate.predict import predict_cell
     from bench.estimate.tables import cell_row
@@ -170,7 +170,7 @@ def run_blog(overrides: list[str], gpus: list) -> tuple[str, list[dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench.cli import fail
+    from bench.launch.cli import fail
 
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):

@@ -1,8 +1,8 @@
 """Exact parameter accounting from the wrapped meta-device model: every parameter as the run will store it.
 
-The meta model is built the way bench.cell.plan builds it (base model at the method's weights dtype, then
+The meta model is built the way bench.cell.runner.plan builds it (base model at the method's weights dtype, then
 the method's wrap). Three things the meta model does not show are applied here, as the run does them:
-  - QLoRA quantises every nn.Linear outside the task heads (bench.models.quantize_linears / transformers'
+  - QLoRA quantises every nn.Linear outside the task heads (bench.cell.models.quantize_linears / transformers'
     bitsandbytes loader) to 4-bit (two values per byte) or int8;
   - peft's prepare_model_for_kbit_training then casts every remaining fp16/bf16 parameter to fp32
     (embeddings, norms, lm_head, and parameters that are not nn.Linear, such as Mixtral's fused experts);
@@ -73,13 +73,13 @@ class Inventory:
 
 
 def _head_modules() -> tuple[str, ...]:
-    from bench import models
+    from bench.cell import models
 
     return tuple(getattr(models, "HEAD_MODULES", ("lm_head",)))
 
 
 def _is_quantised_linear(name: str, module: Any, heads: tuple[str, ...]) -> bool:
-    """bench.models.quantize_linears' rule, applied to the peft-wrapped names (`...q_proj.base_layer`)."""
+    """bench.cell.models.quantize_linears' rule, applied to the peft-wrapped names (`...q_proj.base_layer`)."""
     import torch
 
     if type(module) is not torch.nn.Linear or ".lora_" in name or name.startswith("lora_"):

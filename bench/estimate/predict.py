@@ -1,6 +1,6 @@
 """One cell's prediction: parameters, memory components, the peak and its runtime share, FLOPs.
 
-`predict(cfg, meta_model, compute, device)` works on the wrapped meta model bench.cell.plan already has;
+`predict(cfg, meta_model, compute, device)` works on the wrapped meta model bench.cell.runner.plan already has;
 `predict_cell(cfg, device, gpu)` builds that model itself (the CLI, the tables, the tests).
 """
 from __future__ import annotations
@@ -48,8 +48,8 @@ class Prediction:
 
 
 def compute_dtype_for(cfg: RunConfig, device: str, gpu: Gpu | None = None) -> torch.dtype:
-    """The run's compute dtype on the target (bench.models.train_dtype without asking CUDA)."""
-    from bench.models import DTYPES
+    """The run's compute dtype on the target (bench.cell.models.train_dtype without asking CUDA)."""
+    from bench.cell.models import DTYPES
 
     if cfg.train.precision != "auto":
         return DTYPES[cfg.train.precision]
@@ -65,15 +65,17 @@ def sequence_length(cfg: RunConfig) -> int:
 
 
 def build_meta_model(cfg: RunConfig, compute: torch.dtype) -> torch.nn.Module:
-    """The wrapped model as bench.cell.plan builds it, adapters created on the meta device as well."""
+    """The wrapped model as bench.cell.runner.plan builds it, adapters created on the meta device as well."""
     import torch
 
-    from bench import methods, models
+    from bench import methods
+
+    from bench.cell import models
 
     method = methods.get(cfg.method.name)
     head: dict[str, Any] = {}
     try:  # the task's head (classification, QA), as plan builds it; older checkouts: causal LM only
-        from bench.quality import task_head
+        from bench.tasks.quality import task_head
 
         head = task_head(cfg.task)
     except ImportError:
@@ -143,7 +145,7 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
     host_load = 0
     if m.base_bits == 8 and device == "cuda":  # LLM.int8 weights are quantised on their way from the host
         host_load = int(max((r.numel for r in inv.rows if r.kind == "quantized"), default=0)
-                        * weights_dtype_bytes(cfg))  # one 16-bit weight at a time (bench.models.quantize_linears)
+                        * weights_dtype_bytes(cfg))  # one 16-bit weight at a time (bench.cell.models.quantize_linears)
     notes = list(inv.notes) + ([fsdp.note()] if fsdp else [])
     if not arch.detailed and not arch.encoder:
         notes.append(f"activations: coarse rule for model_type {arch.model_type!r} (no per-tensor model)")
@@ -157,7 +159,7 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
 
 
 def weights_dtype_bytes(cfg: RunConfig) -> int:
-    from bench.models import DTYPES
+    from bench.cell.models import DTYPES
 
     return DTYPES[getattr(cfg.method, "compute_dtype", "bf16")].itemsize
 

@@ -7,7 +7,7 @@ sums to needs_device_bytes; needs_host_bytes is what the host holds on the way (
 is made one weight at a time, so only a transient).
 Also: params (exact, as the run will hold them), peak_phase, components (each at full size), weights_bytes
 (by storage), flops, notes, and `time`: the predicted training time against max_cell_minutes
-(bench.estimate.throughput; bench.cell skips the cell as TooSlow when time["too_slow"]).
+(bench.estimate.throughput; bench.cell.runner skips the cell as TooSlow when time["too_slow"]).
 """
 from __future__ import annotations
 
@@ -67,7 +67,9 @@ def estimate(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, 
     max_cell_minutes (`time`, see bench.estimate.throughput)."""
     import torch
 
-    from bench import methods, progress
+    from bench import methods
+
+    from bench.cell import progress
     from bench.estimate.throughput import matmul_dtype, predict_time
 
     with progress.phase("planning: estimating memory and time"):

@@ -1,4 +1,4 @@
-"""FSDP's per-rank share of a prediction (parallel=fsdp on a random-init model: bench.distributed.shards_on_meta).
+"""FSDP's per-rank share of a prediction (parallel=fsdp on a random-init model: bench.cell.distributed.shards_on_meta).
 
 Each rank builds the model on the meta device, shards it (FSDP2 `fully_shard` per decoder layer, then the
 root) and materialises its own shards only, so per rank:
@@ -27,7 +27,7 @@ LAYER = re.compile(r"\.(?:layers?|h|blocks?)\.(\d+)\.")
 
 def world_size(cfg: Any) -> int:
     """N the state is divided by: nproc for a meta-sharded FSDP cell, else 1."""
-    from bench.distributed import shards_on_meta
+    from bench.cell.distributed import shards_on_meta
 
     return max(int(getattr(cfg, "nproc", 1)), 1) if shards_on_meta(cfg) else 1
 

@@ -42,7 +42,7 @@ def with_sweeper_params(overrides: list[str]) -> list[str]:
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    from bench.cli import CONF_DIR, group_options
+    from bench.launch.cli import CONF_DIR, group_options
 
     named = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("experiment=")]
     if not named:
@@ -75,7 +75,7 @@ def compose(overrides: list[str]) -> RunConfig:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from bench.cli import CONF_DIR
+    from bench.launch.cli import CONF_DIR
 
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -116,7 +116,7 @@ def blog_overrides(row: list[str], model: str, user: list[str]) -> list[str]:
 
 def blog_cells(user: list[str], models: list[tuple[str, str]] | None = None) -> Iterator[dict[str, Any]]:
     """One entry per blog cell: label, bits, column, overrides, and either cfg or a `skip` reason."""
-    from bench.cli import group_options
+    from bench.launch.cli import group_options
 
     available = set(group_options("model"))
     for label, bits, row in BLOG_ROWS:

@@ -11,7 +11,7 @@ throughput, so a cell that would take hours (QLoRA 13B on a 2-core CPU) is skipp
   (the catalog has no fp32 rate): no prediction, no check.
 - a 4-/8-bit base on CPU: `share` = quantised weights / matmul weights per token (0.99 for 13B, 0.75 for
   tiny, whose LM head stays fp32); that share runs at the rate of one bitsandbytes layer made as loading
-  makes it (bench.models.quantized_linear) and timed forward + backward (dequantisation included), the
+  makes it (bench.cell.models.quantized_linear) and timed forward + backward (dequantisation included), the
   rest at the fp32 rate. The same layer's making gives the quantise rate.
 Both fractions are the best seen, not the typical: the prediction is near a lower bound, and a cell is
 skipped only when even that exceeds max_cell_minutes. Probes are cached per process.
@@ -88,11 +88,11 @@ _kbit_cache: dict[tuple[Any, ...], tuple[float, float]] = {}
 
 
 def kbit_rates(cfg: RunConfig, device: str) -> tuple[float, float]:
-    """(values/s that bench.models.quantized_linear makes and quantises, FLOP/s of that layer forward +
+    """(values/s that bench.cell.models.quantized_linear makes and quantises, FLOP/s of that layer forward +
     backward to its input), best of two; cached per process and quantisation setting."""
     import torch
 
-    from bench import models
+    from bench.cell import models
 
     m = cfg.method
     key = (device, m.base_bits, m.quant_type, m.double_quant, m.compute_dtype)

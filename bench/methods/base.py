@@ -15,7 +15,7 @@ def make_adamw(params: Iterable[torch.nn.Parameter], kind: str, lr: float, weigh
         raise ConfigError("method: no trainable parameters (nothing for the optimizer to update)")
     if kind == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    from bench.models import import_bitsandbytes
+    from bench.cell.models import import_bitsandbytes
 
     bnb = import_bitsandbytes()
     cls = {"adamw8bit": bnb.optim.AdamW8bit, "paged_adamw": bnb.optim.PagedAdamW,

@@ -81,7 +81,7 @@ def _optimizer_class(kind: str) -> tuple[type, dict[str, Any]]:
     except ImportError as exc:
         raise RuntimeError("GaLore needs galore-torch: pip install galore-torch") from exc
     if kind == "adamw8bit":
-        from bench.models import import_bitsandbytes
+        from bench.cell.models import import_bitsandbytes
 
         import_bitsandbytes()
         return galore_torch.GaLoreAdamW8bit, {}

@@ -47,7 +47,7 @@ def add_adapters(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
     m = cfg.method
     lora = LoraConfig(r=m.rank, lora_alpha=m.alpha, lora_dropout=m.dropout, bias=m.bias,
                       target_modules=model_targets(model, cfg), task_type=peft_task_type(model))
-    from bench import progress
+    from bench.cell import progress
 
     where = "planning: " if model.device.type == "meta" else "loading: "
     try:  # ~6 s for 13B's 280 targets even on meta: the phase speaks up past 5 s

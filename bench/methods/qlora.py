@@ -1,6 +1,6 @@
 """QLoRA: LoRA adapters over a frozen bitsandbytes 4-bit (NF4/FP4, optional double quantisation) or
 8-bit base, prepared with peft's prepare_model_for_kbit_training (norms and embeddings upcast to fp32,
-gradient checkpointing). The quantised base is built by bench.models (method.base_bits)."""
+gradient checkpointing). The quantised base is built by bench.cell.models (method.base_bits)."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,7 +9,7 @@ import torch
 
 from bench.config import RunConfig
 from bench.methods import lora
-from bench.models import DTYPES
+from bench.cell.models import DTYPES
 
 
 def weights_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype:
@@ -25,7 +25,7 @@ def wrap(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
 
     checkpointing = cfg.method.gradient_checkpointing or cfg.train.gradient_checkpointing
     if model.device.type != "meta":
-        from bench import progress
+        from bench.cell import progress
 
         with progress.phase("loading: preparing the quantised base (peft kbit: norms and embeddings to fp32)"):
             model = prepare_model_for_kbit_training(

@@ -21,7 +21,7 @@ def is_oom(exc: BaseException) -> bool:
 
 
 def sweep_cell_name(record: dict[str, Any]) -> str:
-    from bench.sweep import cell_name
+    from bench.launch.ledger import cell_name
 
     return cell_name(record["cell"])
 
@@ -58,12 +58,16 @@ def inject_fault(fault: str) -> None:
 
 def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[str, Any],
             world: Any = None) -> None:
-    """`world`: bench.distributed's World for a parallel cell (this rank's part), None for one process."""
+    """`world`: bench.cell.distributed's World for a parallel cell (this rank's part), None for one process."""
     import torch
 
-    from bench import distributed, models, quality
+    from bench.cell import distributed
+
+    from bench.cell import models
+
+    from bench.tasks import quality
     from bench.tasks import synthetic
-    from bench.train import StepLoop, optimizer_state_bytes
+    from bench.cell.step_loop import StepLoop, optimizer_state_bytes
     from bench.trackers.energy import EnergyMeter
     from bench.trackers.memory import MemoryTracker
     from bench.trackers.params import count_parameters

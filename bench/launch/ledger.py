@@ -3,7 +3,7 @@ line per cell and the summary table at the end.
 
 The ledger is a JSON-lines file named by $BENCH_SWEEP_LEDGER, so cells run by any launcher (in-process,
 a fresh process, submitit jobs on the same file system) report to the one parent that prints the summary.
-It lives in the experiment folder, hidden (`.bench-sweep-PID@HOST-XXXX.jsonl`, bench.cell_lock): the
+It lives in the experiment folder, hidden (`.bench-sweep-PID@HOST-XXXX.jsonl`, bench.launch.cell_lock): the
 records' file system, which a cluster's jobs share (a node's /tmp is its own), and where the next sweep
 finds it if this one was killed before it could remove it.
 """
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.cell_lock import owned_name
+from bench.launch.cell_lock import owned_name
 
 LEDGER_ENV = "BENCH_SWEEP_LEDGER"
 TOTAL_ENV = "BENCH_SWEEP_TOTAL"
@@ -73,7 +73,7 @@ def _folders_from_argv() -> list[Path]:
         from hydra.core.global_hydra import GlobalHydra
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        from bench.cli import CONF_DIR, sweep_overrides
+        from bench.launch.cli import CONF_DIR, sweep_overrides
 
         overrides = []
         for override in OverridesParser.create().parse_overrides(sweep_overrides(sys.argv[1:])):

@@ -15,7 +15,7 @@ from typing import Any
 
 from bench import methods
 from bench.config import ConfigError, RunConfig, to_dict
-from bench.measure import measure
+from bench.cell.measure import measure
 from bench.record import SCHEMA_VERSION, RunRecord, config_hash, record_path, write_record
 
 
@@ -29,9 +29,9 @@ def plan(cfg: RunConfig, device: str) -> dict[str, Any]:
     """Build the wrapped model on the meta device: catches bad targets, counts parameters, estimates fit."""
     import torch
 
-    from bench import models
+    from bench.cell import models
     from bench.estimate.preflight import estimate as estimate_fit
-    from bench.quality import check_data, task_head
+    from bench.tasks.quality import check_data, task_head
     from bench.trackers.params import count_parameters
 
     method = methods.get(cfg.method.name)
@@ -86,8 +86,9 @@ def gpu_busy_reason(cfg: RunConfig, device: str, cuda_index: int = 0) -> str | N
 
 def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
     """Run the cell and write its record. With parallel=fsdp|ddp every rank runs this; only rank 0 writes
-    (bench.distributed), the other ranks return their own unwritten record."""
-    from bench import distributed, models
+    (bench.cell.distributed), the other ranks return their own unwritten record."""
+    from bench.cell import distributed
+    from bench.cell import models
 
     device = models.resolve_device(cfg.device)
     world = distributed.start(cfg, device)
@@ -98,7 +99,8 @@ def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
 
 
 def _run_cell(cfg: RunConfig, device: str, world: Any) -> tuple[RunRecord, Path]:
-    from bench import distributed, env
+    from bench.cell import distributed
+    from bench.cell import env
 
     started = time.perf_counter()
     config = to_dict(cfg)
@@ -148,14 +150,14 @@ def _run_cell(cfg: RunConfig, device: str, world: Any) -> tuple[RunRecord, Path]
 
 @contextlib.contextmanager
 def recorded_if_interrupted(record: RunRecord, path: Path, world: Any, started: float) -> Any:
-    """SIGINT, or SIGTERM (bench.worker.Interrupted), stops the cell: its record says so (failed, what it had
+    """SIGINT, or SIGTERM (bench.launch.worker.Interrupted), stops the cell: its record says so (failed, what it had
     measured so far), then the interrupt goes on up with `.record` = (record, path), and stops the sweep."""
     try:
         yield
     except KeyboardInterrupt as exc:
         import signal
 
-        from bench import distributed
+        from bench.cell import distributed
 
         name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
         record.update(status="failed", error={"type": "Interrupted", "message": f"interrupted by {name}"},

@@ -41,9 +41,9 @@ def headline(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_repeats(cfg: RunConfig, pass_fd: int | None = None) -> tuple[dict[str, Any], Path]:
-    """`pass_fd`: the cell's lock, held by each repeat's process in turn (bench.cell_lock). An interrupt
-    (bench.worker.Interrupted) ends the repeats: the interrupted one's record stands, failed."""
-    from bench.launcher import run_isolated
+    """`pass_fd`: the cell's lock, held by each repeat's process in turn (bench.launch.cell_lock). An interrupt
+    (bench.launch.worker.Interrupted) ends the repeats: the interrupted one's record stands, failed."""
+    from bench.launch.launcher import run_isolated
 
     records, path = [], None
     for _ in range(cfg.repeats):

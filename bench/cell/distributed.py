@@ -1,6 +1,6 @@
-"""Several processes for one cell (parallel=fsdp | ddp): what each rank does inside bench.cell.
+"""Several processes for one cell (parallel=fsdp | ddp): what each rank does inside bench.cell.runner.
 
-bench.launcher starts `torchrun --standalone --nproc_per_node N -m bench.worker CFG.json`; every rank runs
+bench.launch.launcher starts `torchrun --standalone --nproc_per_node N -m bench.launch.worker CFG.json`; every rank runs
 the same cell. Each rank joins the process group (NCCL on its own GPU, LOCAL_RANK; gloo on CPU), plans on
 the meta device, builds the model and applies the method, counts the parameters (the logical totals, before
 anything is sharded), then wraps: FSDP2 `fully_shard` on every module whose class name ends in
@@ -103,12 +103,12 @@ def shards_on_meta(cfg: Any) -> bool:
 
 def materialize_shards(model: Any, device: str, std: float, seed: int) -> None:
     """Give a model sharded on the meta device storage for this rank's shards only (to_empty), random values
-    by bench.models.init_rule (LoRA's B zeros, A as peft makes it; `seed` differs per rank), and rotary
+    by bench.cell.models.init_rule (LoRA's B zeros, A as peft makes it; `seed` differs per rank), and rotary
     embeddings rebuilt on the device. Gradient checkpointing set on the meta model stays set."""
     import torch
     from torch.distributed.tensor import DTensor
 
-    from bench import models
+    from bench.cell import models
 
     model.to_empty(device=device)
     generator = torch.Generator(device=device).manual_seed(seed)

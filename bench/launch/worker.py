@@ -1,16 +1,16 @@
-"""`python -m bench.worker CONFIG.json`: run one cell from a resolved config file, in this process.
+"""`python -m bench.launch.worker CONFIG.json`: run one cell from a resolved config file, in this process.
 
-Started by bench.launcher for every cell of a sweep (exec'd, forked from bench.forkserver, or as a torchrun
+Started by bench.launch.launcher for every cell of a sweep (exec'd, forked from bench.launch.forkserver, or as a torchrun
 rank). Exit status as bench.run: 0 success or skipped, 1 oom or failed, 2 bad input, 128 + N when signal N
 stopped it (its record says `failed` / Interrupted).
 
 The cell always ends as a record it wrote itself where it can:
 - SIGTERM or SIGINT (the sweep forwards them; the kernel sends SIGTERM when the sweep dies, see
-  die_with_parent) raise Interrupted; bench.cell writes the record as failed "interrupted by SIGTERM".
+  die_with_parent) raise Interrupted; bench.cell.runner writes the record as failed "interrupted by SIGTERM".
 - A cell that can't even start under cell_memory_cap_gb (importing torch maps hundreds of MB) is recorded
   as oom with the cause, by this module, whose own imports are light for that reason.
 
-Kept importable without torch: bench.launcher and bench.forkserver use the signal helpers below.
+Kept importable without torch: bench.launch.launcher and bench.launch.forkserver use the signal helpers below.
 """
 from __future__ import annotations
 
@@ -117,21 +117,21 @@ def main(argv: list[str]) -> int:
     if os.environ.get("LOCAL_RANK") is not None:  # a torchrun rank: end with torchrun, however it ends
         die_with_parent(os.getppid())
     if len(argv) != 1:
-        print("usage: python -m bench.worker CONFIG.json", file=sys.stderr)
+        print("usage: python -m bench.launch.worker CONFIG.json", file=sys.stderr)
         return 2
-    from bench.cli import fail
+    from bench.launch.cli import fail
     from bench.config import ConfigError, build_run_config
 
     started, cfg = time.perf_counter(), None
     try:
         with open(argv[0]) as fh:
             cfg = build_run_config(json.load(fh))
-        from bench.cell import run_cell
+        from bench.cell.runner import run_cell
 
         record, _ = run_cell(cfg)
     except ConfigError as exc:
-        fail(exc, prog="bench.worker")
-    except KeyboardInterrupt as exc:  # bench.cell recorded it if the cell had begun; else recorded here
+        fail(exc, prog="bench.launch.worker")
+    except KeyboardInterrupt as exc:  # bench.cell.runner recorded it if the cell had begun; else recorded here
         if cfg is not None and getattr(exc, "record", None) is None:
             _own_record(cfg, "failed", "Interrupted", str(Interrupted(signal_number(exc))), started)
         return 128 + signal_number(exc)
@@ -140,23 +140,23 @@ def main(argv: list[str]) -> int:
         if cause is None or cfg is None:
             raise
         cap = f" under cell_memory_cap_gb={cfg.cell_memory_cap_gb:g}" if cfg.cell_memory_cap_gb else ""
-        print(f"bench.worker: out of memory before the cell started{cap}: {cause}", file=sys.stderr, flush=True)
+        print(f"bench.launch.worker: out of memory before the cell started{cap}: {cause}", file=sys.stderr, flush=True)
         _own_record(cfg, "oom", type(exc).__name__, f"the cell could not start{cap}: {cause}", started)
         return 1
     return 0 if record["status"] in ("success", "skipped") else 1
 
 
 def _own_record(cfg, status: str, error_type: str, message: str, started: float) -> None:
-    """The record of a cell that ended before bench.cell could write one."""
-    from bench.launcher import cell_record_path, fallback_record
+    """The record of a cell that ended before bench.cell.runner could write one."""
+    from bench.launch.launcher import cell_record_path, fallback_record
     from bench.record import write_record
 
     record = fallback_record(cfg, status, error_type, message, time.perf_counter() - started,
-                             recorded_by="bench.worker (the cell ended before it could measure)")
+                             recorded_by="bench.launch.worker (the cell ended before it could measure)")
     write_record(record, cell_record_path(cfg))
 
 
 if __name__ == "__main__":
-    from bench import worker  # one copy of this module: bench.launcher and bench.forkserver import it by name
+    from bench.launch import worker  # one copy of this module: bench.launch.launcher and bench.launch.forkserver import it by name
 
     sys.exit(worker.main(sys.argv[1:]))

@@ -178,7 +178,7 @@ def validate_argv(argv: list[str]) -> list:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from bench.grid import compose_all
+    from bench.launch.grid import compose_all
 
     check_flags(argv)
     if any(a in ("--help", "-h", "--hydra-help", "--info", "-i", "--version") or a.startswith("--cfg")

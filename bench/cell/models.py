@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 
-from bench import hub_kernels, progress
+from bench import hub_kernels
+
+from bench.cell import progress
 from bench.config import ConfigError, ModelConfig, RunConfig
 
 hub_kernels.guard()  # before anything imports bitsandbytes (peft does): no hub kernels unless opted in

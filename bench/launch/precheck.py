@@ -7,7 +7,7 @@ Three kinds, cheapest first:
 - `check_models`: what only building the model can tell (target modules that match nothing, a model
   type transformers does not know, sizes that don't fit together). Each distinct model x method is built
   on the meta device, as a cell's planning does, in a short-lived child process (`python -m
-  bench.precheck`): the sweep's own process never imports torch, peft or bitsandbytes, so it holds no
+  bench.launch.precheck`): the sweep's own process never imports torch, peft or bitsandbytes, so it holds no
   CUDA context while its cells measure the GPU.
 - `check_locations`: results_dir/experiment_name is (or can be made) a writable folder. Last, because it
   creates that folder, which the cells are about to write into anyway.
@@ -107,7 +107,7 @@ def check_models(configs: list[RunConfig]) -> None:
     """Build each config's model on the meta device in a child process; its one error line, if any."""
     payload = json.dumps([to_dict(c) for c in configs])
     env = {**os.environ, "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
-    proc = subprocess.run([sys.executable, "-m", "bench.precheck"], input=payload, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "bench.launch.precheck"], input=payload, capture_output=True,
                           text=True, env=env)
     if proc.returncode == 2:
         line = (proc.stderr.strip().splitlines() or ["a cell's model could not be built"])[-1]
@@ -119,8 +119,9 @@ def check_models(configs: list[RunConfig]) -> None:
 
 def build_on_meta(cfg: RunConfig) -> None:
     """What a cell's planning does first: the model with its task head on the meta device, wrapped."""
-    from bench import methods, models
-    from bench.quality import task_head
+    from bench import methods
+    from bench.cell import models
+    from bench.tasks.quality import task_head
 
     method = methods.get(cfg.method.name)
     compute = models.train_dtype(cfg.train.precision, "cpu")
@@ -164,7 +165,7 @@ def configs_from(raws: Iterable[dict[str, Any]]) -> list[RunConfig]:
 
 def main() -> int:
     """The child of check_models: configs as JSON on stdin; exit 2 with one line for the first bad one."""
-    from bench.cli import fail
+    from bench.launch.cli import fail
 
     try:
         for cfg in configs_from(json.loads(sys.stdin.read())):

@@ -8,11 +8,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench.forkserver import CELL_START_ENV
+from bench.launch.forkserver import CELL_START_ENV
 
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "galore-torch", "accelerate", "datasets",
             "evaluate", "hydra-core", "nvidia-ml-py")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def package_versions() -> dict[str, str | None]:

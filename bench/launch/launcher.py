@@ -1,26 +1,26 @@
 """One cell in a fresh process, so no cell's peak memory (or crash) leaks into the next.
 
-The parent writes the resolved config to a hidden file in the experiment folder (bench.cell_lock), starts
-`python -m bench.worker FILE` and blocks in wait() (no polling, no busy loop; the child's output goes
+The parent writes the resolved config to a hidden file in the experiment folder (bench.launch.cell_lock), starts
+`python -m bench.launch.worker FILE` and blocks in wait() (no polling, no busy loop; the child's output goes
 straight to the terminal). The child writes its own record. When the child can't (killed by a signal, past
 cell_timeout_s, or dead before writing), the parent writes the record: failure is data. cell_memory_cap_gb
 caps the child's address space (RLIMIT_AS), so an allocation past it fails inside the child, which records
 `oom` (also when it fails while importing torch, before the cell began).
 
 The cell never outlives the sweep, and never runs twice at once: it runs in a session of its own, gets
-SIGTERM from the kernel when the sweep's process ends however it ends (bench.worker.die_with_parent), and
-holds the cell's lock with the sweep (bench.cell_lock). SIGINT / SIGTERM of the sweep (bench.worker.
+SIGTERM from the kernel when the sweep's process ends however it ends (bench.launch.worker.die_with_parent), and
+holds the cell's lock with the sweep (bench.launch.cell_lock). SIGINT / SIGTERM of the sweep (bench.launch.worker.
 Interrupted in this process) are passed on to the cell, which records itself as failed "interrupted by
-SIGTERM" within bench.worker.GRACE_S (else SIGKILL, and this process records it); then the Interrupted goes
+SIGTERM" within bench.launch.worker.GRACE_S (else SIGKILL, and this process records it); then the Interrupted goes
 on up, with the record attached, and the sweep stops.
 
 A cell with parallel=fsdp|ddp (or nproc > 1) is started as `python -m torch.distributed.run --standalone
---nproc_per_node N -m bench.worker FILE` instead: torchrun's ranks run the cell (bench.distributed) and
+--nproc_per_node N -m bench.launch.worker FILE` instead: torchrun's ranks run the cell (bench.cell.distributed) and
 rank 0 writes the record. That child gets a process group of its own, so a timeout kills torchrun and
 every rank at once; the cap applies to each process.
 
 With cell_start=fork (single-process cells) the child is forked from a server that imported the libraries
-once (bench.forkserver): the same worker, record and failure handling, without seconds of imports per cell.
+once (bench.launch.forkserver): the same worker, record and failure handling, without seconds of imports per cell.
 """
 from __future__ import annotations
 
@@ -35,15 +35,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.cell_lock import temp_file
+from bench.launch.cell_lock import temp_file
 from bench.config import RunConfig, to_dict
-from bench.forkserver import CELL_START_ENV, ForkServer, ForkServerGone, limit_address_space
+from bench.launch.forkserver import CELL_START_ENV, ForkServer, ForkServerGone, limit_address_space
 from bench.record import SCHEMA_VERSION, config_hash, read_record, record_path, write_record
-from bench.worker import GRACE_S, Interrupted, parent_death_hook, signal_number
+from bench.launch.worker import GRACE_S, Interrupted, parent_death_hook, signal_number
 
 
 def cell_record_path(cfg: RunConfig) -> Path:
-    from bench.cell import cell_labels
+    from bench.cell.runner import cell_labels
 
     return record_path(cfg.results_dir, cfg.experiment_name, cell_labels(cfg), config_hash(to_dict(cfg)))
 
@@ -54,9 +54,9 @@ def _cap_bytes(cfg: RunConfig) -> int:
 
 
 def fallback_record(cfg: RunConfig, status: str, error_type: str, message: str, seconds: float,
-                    recorded_by: str = "bench.launcher (the cell's process wrote no record)") -> dict[str, Any]:
+                    recorded_by: str = "bench.launch.launcher (the cell's process wrote no record)") -> dict[str, Any]:
     """The record of a cell that could not write its own (no measurements in it)."""
-    from bench.cell import cell_labels
+    from bench.cell.runner import cell_labels
 
     config = to_dict(cfg)
     return {"schema_version": SCHEMA_VERSION, "status": status,
@@ -75,7 +75,7 @@ def is_multiprocess(cfg: RunConfig) -> bool:
 
 
 def cell_command(cfg: RunConfig, config_file: str) -> list[str]:
-    worker = ["-m", "bench.worker", config_file]
+    worker = ["-m", "bench.launch.worker", config_file]
     if is_multiprocess(cfg):
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                 str(cfg.nproc), *worker]
@@ -90,8 +90,8 @@ def _signal(child: subprocess.Popen, sig: int) -> None:
 
 
 def _run_exec(cfg: RunConfig, config_file: str, pass_fd: int | None = None) -> tuple[int, bool]:
-    """`python -m bench.worker FILE` (or torchrun); returns (exit status or -signal, timed out)."""
-    from bench.distributed import CLAIM_ENV
+    """`python -m bench.launch.worker FILE` (or torchrun); returns (exit status or -signal, timed out)."""
+    from bench.cell.distributed import CLAIM_ENV
 
     cap = functools.partial(limit_address_space, _cap_bytes(cfg)) if _cap_bytes(cfg) else None  # before exec
     group = is_multiprocess(cfg)

@@ -1,14 +1,14 @@
 """A fork server for sweep cells (`cell_start=fork`): the libraries are imported once, each cell forks.
 
-A fresh `python -m bench.worker` spends most of its start-up importing torch, transformers and peft (8.6 s
+A fresh `python -m bench.launch.worker` spends most of its start-up importing torch, transformers and peft (8.6 s
 per cell on a 2-vCPU VM, against a 5 s goal). With cell_start=fork the sweep starts this server once; it
-imports those libraries and then, for each cell, forks a child that runs bench.worker's main on the cell's
+imports those libraries and then, for each cell, forks a child that runs bench.launch.worker's main on the cell's
 config file. The child starts a session of its own (so a timeout kills it and anything it started), takes
 the address-space cap and writes its own record, exactly as an exec'd cell does.
 
 Nothing outlives the sweep: the server gets SIGKILL from the kernel when the sweep's process ends, however
 it ends (PR_SET_PDEATHSIG), and each forked cell SIGTERM when the server ends, on which it records itself
-as interrupted (bench.worker). The cell's lock (bench.cell_lock), an open file of the sweep's, comes with
+as interrupted (bench.launch.worker). The cell's lock (bench.launch.cell_lock), an open file of the sweep's, comes with
 the request over a Unix socket (SCM_RIGHTS), so the forked cell holds it too.
 
 CUDA must not be initialised before a fork, or the child can't use the GPU. So the server:
@@ -24,7 +24,7 @@ Protocol (JSON lines): requests on the server's stdin, {"config": path, "cap_byt
 descriptor named first: {"ready": ..., "cuda_initialized": ...} once, then per cell {"pid": n} after the
 fork and {"pid": n, "code": exit status, or -signal} when the child ends.
 
-    python -m bench.forkserver FD SOCKET_FD      (started by bench.launcher, never by hand)
+    python -m bench.launch.forkserver FD SOCKET_FD      (started by bench.launch.launcher, never by hand)
 """
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ import sys
 import time
 import traceback
 
-from bench.worker import GRACE_S, die_with_parent, parent_death_hook
+from bench.launch.worker import GRACE_S, die_with_parent, parent_death_hook
 
 CELL_START_ENV = "BENCH_CELL_START"  # how the cell's process began: exec | fork (the record's env says)
 PRELOAD = ("torch", "transformers", "transformers.models.llama.modeling_llama",
-           "transformers.models.bert.modeling_bert", "bench.cell", "bench.measure", "bench.models",
-           "bench.train", "bench.estimate.preflight")
+           "transformers.models.bert.modeling_bert", "bench.cell.runner", "bench.cell.measure", "bench.cell.models",
+           "bench.cell.step_loop", "bench.estimate.preflight")
 PRELOAD_WITHOUT_CUDA = ("peft",)  # imports bitsandbytes, which initialises CUDA where there is a GPU
 
 
@@ -77,10 +77,10 @@ def _child(request: dict, answers_fd: int, server: int) -> None:
         os.setsid()
         limit_address_space(int(request.get("cap_bytes") or 0))
         os.environ[CELL_START_ENV] = "fork"
-        from bench import worker
+        from bench.launch import worker
 
         code = worker.main([request["config"]])
-    except SystemExit as exc:  # bench.cli.fail: bad input, exit 2
+    except SystemExit as exc:  # bench.launch.cli.fail: bad input, exit 2
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - whatever happens, the child must end here, not return to the loop
         traceback.print_exc()
@@ -136,7 +136,7 @@ class ForkServer:
         read_fd, write_fd = os.pipe()
         self._fds, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = {**os.environ, "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
-        command = [sys.executable, "-m", "bench.forkserver", str(write_fd), str(theirs.fileno())]
+        command = [sys.executable, "-m", "bench.launch.forkserver", str(write_fd), str(theirs.fileno())]
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=(write_fd, theirs.fileno()),
                                      env=env, text=True, preexec_fn=parent_death_hook(signal.SIGKILL))
         os.close(write_fd)
