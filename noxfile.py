@@ -72,8 +72,8 @@ def regress(session: nox.Session) -> None:
     _install(session)
     session.run("pytest", "tests/test_compare.py", env=ENV)
     # CPU peak = the process's RSS high-water mark: within one sweep it repeats to ±0.5-3%, but between
-    # sessions of the same VM it moved +6.6..+9.5% with no code or package change (README, "Regression
-    # gate"), so the CPU gate holds memory to 12%; GPU peaks (NVML) keep the 5% default.
+    # sessions of the same VM it moved +6.6..+9.5% with no code or package change (docs/regression-gate.md),
+    # so the CPU gate holds memory to 12%; GPU peaks (NVML) keep the 5% default.
     _gate(session, "ci_cpu", session.create_tmp(), "--tol-memory", "12")
 
 

@@ -14,9 +14,15 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from bench.config_methods import (  # noqa: F401  (re-exported: the method schemas are part of the config)
-    LORA_PRESETS, METHOD_CLASSES, METHODS, PRECISIONS, ConfigError, FullConfig, GaloreConfig, LoraConfig,
-    MethodConfig, QLoraConfig)
+# re-exported: the method schemas are part of the config; each lives beside its method in bench/methods/
+from bench.methods import METHOD_CLASSES, METHODS, get as method_named  # noqa: F401
+from bench.methods.full import FullConfig  # noqa: F401
+from bench.methods.galore import GaloreConfig  # noqa: F401
+from bench.methods.interface import ConfigError, MethodConfig  # noqa: F401
+from bench.methods.lora import LORA_PRESETS, LoraConfig  # noqa: F401
+from bench.methods.qlora import QLoraConfig  # noqa: F401
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass
 class ModelConfig:
@@ -217,13 +223,9 @@ class RunConfig:
         if self.task.kind != "synthetic":
             raise ConfigError(f"parallel={self.parallel} runs the synthetic task only (no per-rank sharding "
                               f"of text data yet; got task={self.task.name})")
-        if self.parallel == "fsdp" and self.method.base_bits < 16:
-            raise ConfigError(f"parallel: qlora ({self.method.base_bits}-bit bitsandbytes base) with fsdp is not "
-                              f"supported yet (bitsandbytes' quantised params need bnb_4bit_quant_storage and "
-                              f"FSDP1-style flat params)")
-        if self.parallel == "fsdp" and self.method.name == "galore":
-            raise ConfigError("parallel: galore with fsdp is not supported (galore-torch projects full, "
-                              "unsharded gradients)")
+        method = method_named(self.method.name)
+        if self.parallel == "fsdp" and not method.supports_fsdp:
+            raise ConfigError(f"parallel: {self.method.name} {method.why_not_fsdp.format(bits=self.method.base_bits)}")
         if self.parallel == "ddp" and getattr(self.method, "layerwise", False):
             raise ConfigError("parallel: galore's method.layerwise=true with ddp would step each parameter "
                               "inside backward, before DDP has averaged its gradient")

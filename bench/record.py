@@ -5,13 +5,15 @@ a temporary file in the same folder, fsync, then os.replace, so a reader never s
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict
 
 SCHEMA_VERSION = 1
 Status = Literal["success", "oom", "failed", "skipped"]
@@ -25,6 +27,17 @@ HASH_DEFAULTS = {"nproc": 1, "parallel": "none"}
 # A record's file name: labels cut to this many bytes, then the hash. With the hidden temp and lock files
 # written beside it (".<name>.<suffix>") it stays well under the usual 255-byte limit on a file name.
 STEM_LABEL_BYTES = 160
+# How the cell's process began: exec | fork (a sweep's cell) | inline. The sweep sets it (bench.launch), the cell
+# copies it into the record's env (bench.cell.env): here, so neither process's package imports the other's.
+CELL_START_ENV = "BENCH_CELL_START"
+# The file a parallel cell's first failing rank claims (O_EXCL) to write the record: named by the sweep
+# (bench.launch.launcher), claimed by the rank (bench.cell.distributed).
+CLAIM_ENV = "BENCH_CELL_CLAIM"
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal 1.96), behind a
+# record's repeats.stats intervals (bench.launch.repeats) and bench.compare's reading of them.
+T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+       2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+       2.045, 2.042)
 
 
 class ErrorInfo(TypedDict):
@@ -154,6 +167,50 @@ def record_path(results_dir: str | os.PathLike, experiment: str, cell: dict[str,
     if len(labels.encode()) > STEM_LABEL_BYTES:  # long labels are kept whole in the record, cut in its name
         labels = labels.encode()[:STEM_LABEL_BYTES].decode(errors="ignore") + "~"
     return Path(results_dir) / experiment / f"{labels}-{chash[:10]}.json"
+
+
+class CellIdentity(NamedTuple):
+    """What names a cell's record, computed once per cell (cell_identity) and passed on."""
+    labels: dict[str, Any]  # the record's `cell`
+    config: dict[str, Any]  # the resolved config as a dict: the record's `config`
+    chash: str  # config_hash(config)
+    path: Path  # record_path(...)
+
+
+def cell_labels(cfg: Any) -> dict[str, Any]:
+    """`cfg`: a bench.config.RunConfig (not imported: this module stays free of the config's imports, so
+    bench.report and bench.compare can read records without them)."""
+    return {"method": cfg.method.name, "model": cfg.model.name, "task": cfg.task.name,
+            "rank": getattr(cfg.method, "rank", None), "bits": cfg.method.base_bits,
+            "optimizer": cfg.method.optimizer}
+
+
+def cell_identity(cfg: Any) -> CellIdentity:
+    config = dataclasses.asdict(cfg)  # what bench.config.to_dict returns, without importing bench.config
+    labels, chash = cell_labels(cfg), config_hash(config)
+    return CellIdentity(labels, config, chash, record_path(cfg.results_dir, cfg.experiment_name, labels, chash))
+
+
+def cell_name(cell: dict[str, Any]) -> str:
+    """A record's `cell` labels as one short line (progress bars, the sweep's ledger and summary)."""
+    name = "/".join(str(cell[k]) for k in ("method", "model", "task"))
+    if cell.get("rank") is not None:
+        name += f" r{cell['rank']}"
+    if cell.get("bits") not in (None, 16):
+        name += f" {cell['bits']}-bit"
+    return name
+
+
+def new_record(cell: CellIdentity, experiment: str, status: Status = "failed", error: dict[str, Any] | None = None,
+               env: dict[str, Any] | None = None, wall_seconds: float = 0.0) -> RunRecord:
+    """Every key of a record, measured sections empty: the one skeleton, whether the cell fills it
+    (bench.cell.runner) or a process writes it for a cell that could not (bench.launch)."""
+    return {"schema_version": SCHEMA_VERSION, "status": status, "error": error,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "experiment": experiment, "cell": cell.labels, "config": cell.config, "config_hash": cell.chash,
+            "model": None, "setup": None, "params": None, "preflight": None, "memory": None, "timing": None,
+            "energy": None, "quality": None, "data": None, "state_bytes": None, "distributed": None,
+            "losses": [], "warnings": [], "env": env or {}, "wall_seconds": wall_seconds}
 
 
 def _json_safe(value: Any) -> Any:

@@ -62,8 +62,8 @@ def _task(raw) -> None:  # raw: the composed DictConfig
     from omegaconf import OmegaConf
 
     from bench.launch import cell_lock
-    from bench.launch.launcher import cell_record_path
     from bench.launch.worker import raise_on_signals
+    from bench.record import cell_identity
 
     multirun, index, basic = _sweep_context()
     try:
@@ -76,12 +76,13 @@ def _task(raw) -> None:  # raw: the composed DictConfig
     if cfg.cell_memory_cap_gb > 0 and not isolated:
         fail(ConfigError(f"cell_memory_cap_gb={cfg.cell_memory_cap_gb:g} caps a cell's own process: it needs "
                          f"isolate=always (here the cell would run inside bench.run's process)"))
-    path = cell_record_path(cfg)
+    cell = cell_identity(cfg)  # labels, hash and record path: computed once, passed down
+    path = cell.path
     cell_lock.clean_stale(path.parent)  # temporary files of sweeps that were killed outright
     handlers = raise_on_signals()  # SIGTERM as well as SIGINT: the cell is recorded, then the sweep stops
     made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # by the cell's lock, if any
     try:
-        _locked_cell(cfg, path, multirun, index, isolated)
+        _locked_cell(cfg, cell, multirun, index, isolated)
     except KeyboardInterrupt as exc:
         _stop(exc, path, multirun, index)
     except SystemExit as exc:
@@ -97,18 +98,17 @@ def _task(raw) -> None:  # raw: the composed DictConfig
             signal.signal(sig, handler)
 
 
-def _locked_cell(cfg, path, multirun: bool, index: int | None, isolated: bool) -> None:
+def _locked_cell(cfg, cell, multirun: bool, index: int | None, isolated: bool) -> None:
     """Run the cell holding its lock (bench.launch.cell_lock), taken before looking for its record: a cell another
     process is measuring is skipped, and one it has just finished is found done."""
     from bench.launch import cell_lock
-    from bench.cell.runner import cell_labels
-    from bench.config import to_dict
     from bench.launch.launcher import run_isolated
-    from bench.record import config_hash, read_record
+    from bench.record import read_record
 
+    path = cell.path
     lock = cell_lock.CellLock.take(path)
     if lock is None:
-        entry = sweep.skipped_entry(cell_labels(cfg), config_hash(to_dict(cfg)), path,
+        entry = sweep.skipped_entry(cell.labels, cell.chash, path,
                                     f"running in {cell_lock.holder(path)}")
         sweep.append(entry)
         print(sweep.progress_line(entry, index), flush=True)
@@ -116,7 +116,7 @@ def _locked_cell(cfg, path, multirun: bool, index: int | None, isolated: bool) -
         return
     try:
         if multirun and not cfg.force:
-            earlier = sweep.previous(config_hash(to_dict(cfg)), path.parent)
+            earlier = sweep.previous(cell.chash, path.parent)
             record = _existing_record(path, read_record)
             if record is not None and (earlier or record["status"] == "success"):
                 why = "done (success record exists)"
@@ -133,9 +133,9 @@ def _locked_cell(cfg, path, multirun: bool, index: int | None, isolated: bool) -
             if cfg.repeats > 1:
                 from bench.launch.repeats import run_repeats
 
-                record, path = run_repeats(cfg, lock.fd)
+                record, path = run_repeats(cfg, lock.fd, cell)
             elif isolated:
-                record, path, _ = run_isolated(cfg, lock.fd)
+                record, path, _ = run_isolated(cfg, lock.fd, cell)
             else:
                 from bench.cell.runner import run_cell
 
@@ -149,7 +149,7 @@ def _locked_cell(cfg, path, multirun: bool, index: int | None, isolated: bool) -
                 from bench.launch.worker import Interrupted, signal_number
 
                 record = fallback_record(cfg, "failed", "Interrupted", str(Interrupted(signal_number(exc))),
-                                         time.perf_counter() - started, recorded_by="bench.run")
+                                         time.perf_counter() - started, recorded_by="bench.run", cell=cell)
                 exc.record = (record, write_record(record, path))
             raise
     finally:

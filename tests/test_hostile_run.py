@@ -198,7 +198,7 @@ def test_long_labels_are_cut_in_the_file_name_and_kept_in_the_record():
 
 
 def _readme_commands() -> list[list[str]]:
-    text = (ROOT / "README.md").read_text()
+    text = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
     commands = []
     for line in re.findall(r"python -m bench\.run[^\n`|]*", text):
         args = shlex.split(line.split("#")[0])[3:]
@@ -208,7 +208,7 @@ def _readme_commands() -> list[list[str]]:
 
 
 def test_every_bench_run_command_in_the_readme_composes():
-    """The README's overrides are accepted as written (optional model keys and lr_by_method without '+')."""
+    """The README's and docs' overrides are accepted as written (optional model keys and lr_by_method without '+')."""
     from bench.launch.cli import normalize_overrides, validate_argv
 
     commands = _readme_commands()

@@ -272,3 +272,22 @@ def test_outcome_names_why_a_cell_has_no_numbers(status, error_type, shown):
     from bench.report.cells import outcome
 
     assert outcome({"status": status, "error_type": error_type}) == shown
+
+
+def test_terminal_table_is_the_report_per_method_table_in_columns(gpu, tmp_path, capsys):
+    """`python -m bench.report` prints each group's per-method table: the same cell texts as tables.per_method
+    (nothing recomputed), columns that are n/a everywhere dropped, headers shortened."""
+    from bench.report import terminal
+
+    lines = terminal.text_table(tables.per_method(gpu))
+    assert lines[0].startswith("Method") and "Task" not in lines[0]  # not among the terminal's columns
+    assert "Peak GB \u2193" in lines[0] and "Memory vs full \u2191" in lines[0] and "Speed vs LoRA" in lines[0]
+    full7 = next(line for line in lines if line.startswith("full ") and "llama2-7b" in line)
+    assert "67.5" in full7 and "1.50 \u00b10.05" in full7 and "\u221225%" in full7 and "(ref.)" in full7
+    assert any(line.startswith("galore ") and "OOM" in line and "est. 41.0" in line for line in lines)
+    assert set(lines[1]) == {"-", " "} and len(lines) == 2 + len(tables.per_method(gpu).rows)
+
+    assert main([str(GPU_DIR), str(CPU_DIR), "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Per method: ") == 2 and "report: " in out.splitlines()[-1]
+    assert "Memory vs full = 1 - peak / full fine-tuning's peak" in out

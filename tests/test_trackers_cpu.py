@@ -18,7 +18,7 @@ def test_cpu_phase_peaks_are_reset_between_phases():
     big, small = tracker.phases["big"], tracker.phases["small"]
     assert big["rss_hwm"] - big["rss_start"] >= 290 * 2**20
     assert small["rss_hwm"] < big["rss_hwm"] - 200 * 2**20  # the high-water mark was reset at phase start
-    summary = tracker.summary()
+    summary = tracker.result()
     assert summary["peak_source"] == "rss_kernel_hwm"
     assert summary["peak_bytes"] == max(big["rss_hwm"], big["rss_peak"])
     assert summary["peak_over_baseline_bytes"] == summary["peak_bytes"] - tracker.baseline["rss_bytes"]
@@ -50,4 +50,5 @@ def test_energy_meter_without_nvml_reports_nothing():
     meter = EnergyMeter(None)
     meter.resume()
     meter.pause()
-    assert meter.summary(10) is None
+    meter.trained(type("Trained", (), {"measured_steps": 10})())
+    assert meter.result() is None

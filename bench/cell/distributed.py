@@ -31,7 +31,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-CLAIM_ENV = "BENCH_CELL_CLAIM"
+from bench.record import CLAIM_ENV
 
 
 @dataclass
@@ -201,11 +201,15 @@ def fail_now(world: World, record: dict[str, Any], path: Any) -> None:
 
 
 def merge(world: World, record: dict[str, Any]) -> bool:
-    """Gather every rank's figures; on rank 0 fold them into `record`. True on the rank that writes."""
+    """Gather every rank's figures; on rank 0 fold them into `record`. True on the rank that writes.
+    Each tracker's section is folded by the tracker itself (bench.trackers.base.Tracker.merge_ranks)."""
     import torch.distributed as dist
 
-    mine = {"rank": world.rank, "memory": record.get("memory"), "timing": record.get("timing"),
-            "local": record.get("distributed") or {}}  # measure's local_state, if it got that far
+    from bench.trackers import tracker_classes
+
+    trackers = tracker_classes()
+    mine = {"rank": world.rank, "local": record.get("distributed") or {},  # measure's local_state, if any
+            **{t.section: record.get(t.section) for t in trackers}}
     ranks: list[Any] = [None] * world.size
     dist.all_gather_object(ranks, mine)
     if world.rank != 0:
@@ -219,15 +223,8 @@ def merge(world: World, record: dict[str, Any]) -> bool:
         per_rank.append({"rank": r["rank"], "peak_bytes": (r["memory"] or {}).get("peak_bytes"),
                          "steps_per_s": (r["timing"] or {}).get("steps_per_s"),
                          "local_param_bytes": r["local"].get("local_param_bytes")})
-    measured = [r for r in ranks if (r["memory"] or {}).get("peak_bytes") is not None]
-    if measured:
-        top = max(measured, key=lambda r: r["memory"]["peak_bytes"])
-        record["memory"] = {**top["memory"], "rank": top["rank"]}
-        record["distributed"]["memory_rank"] = top["rank"]
-    timing = record.get("timing")
-    if timing and all(r["timing"] for r in ranks):
-        samples = sum(r["timing"]["samples_per_step"] for r in ranks)
-        tokens = sum(r["timing"]["tokens_per_step"] for r in ranks)
-        timing.update(samples_per_step=samples, tokens_per_step=tokens,
-                      samples_per_s=timing["steps_per_s"] * samples, tokens_per_s=timing["steps_per_s"] * tokens)
+    for tracker in trackers:
+        record[tracker.section] = tracker.merge_ranks([r[tracker.section] for r in ranks])
+    if "rank" in (record.get("memory") or {}):  # the memory block came from that rank (highest peak)
+        record["distributed"]["memory_rank"] = record["memory"]["rank"]
     return True

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench.launch.forkserver import CELL_START_ENV
+from bench.record import CELL_START_ENV
 
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "galore-torch", "accelerate", "datasets",
             "evaluate", "hydra-core", "nvidia-ml-py")

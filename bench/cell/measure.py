@@ -3,12 +3,12 @@ apart), and fill the record's params / timing / energy / memory / quality. Failu
 after planning becomes the record's status (oom or failed) with its error."""
 from __future__ import annotations
 
-import contextlib
 import traceback
 from typing import Any
 
 from bench import methods
 from bench.config import ConfigError, RunConfig
+from bench.record import cell_name
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -18,12 +18,6 @@ def is_oom(exc: BaseException) -> bool:
         return True
     text = str(exc)
     return isinstance(exc, RuntimeError) and ("out of memory" in text.lower() or "can't allocate memory" in text)
-
-
-def sweep_cell_name(record: dict[str, Any]) -> str:
-    from bench.launch.ledger import cell_name
-
-    return cell_name(record["cell"])
 
 
 def progress_bar(total: int, label: str) -> Any:
@@ -68,20 +62,22 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
     from bench.tasks import quality
     from bench.tasks import synthetic
     from bench.cell.step_loop import StepLoop, optimizer_state_bytes
+    from bench.trackers.base import Trackers
     from bench.trackers.energy import EnergyMeter
     from bench.trackers.memory import MemoryTracker
     from bench.trackers.params import count_parameters
-    from bench.trackers.timing import summarize
+    from bench.trackers.timing import TimingTracker
 
     method = methods.get(cfg.method.name)
     t, task = cfg.train, cfg.task
     memory = (MemoryTracker(device, cfg.sample_interval_ms, distributed.cuda_index(world),
                             rss_interval_ms=cfg.rss_sample_interval_ms) if cfg.trackers else None)
     energy = EnergyMeter(memory.handle) if memory and device == "cuda" else None
-    phase = memory.phase if memory else (lambda name: contextlib.nullcontext())
+    # timing always (without trackers, from the measured region's total time); each fills its record section
+    trackers = Trackers([x for x in (memory, TimingTracker(t.warmup_steps), energy) if x is not None])
+    phase = trackers.phase
     torch.manual_seed(t.seed)
-    if memory:
-        memory.start()
+    trackers.start()
     try:
         with phase("load"):
             meta = world is not None and distributed.shards_on_meta(cfg)  # FSDP: only this rank's shards made
@@ -117,7 +113,7 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
         if text_task and task.eval_every:
             with phase("eval"):
                 log.evaluate(text_task, model, 0, 0.0)
-        bar = progress_bar(t.steps, sweep_cell_name(record))
+        bar = progress_bar(t.steps, cell_name(record["cell"]))
         while loop.step < t.steps:
             with phase("train"):
                 loop.run(min(every, t.steps - loop.step), bar)
@@ -129,12 +125,7 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
         result = loop.result()
         record["losses"] = result.losses
         record["state_bytes"] = {"gradients": loop.gradient_bytes, "optimizer": optimizer_state_bytes(optimizer)}
-        n = max(result.measured_steps, 1)
-        record["timing"] = summarize(result.step_times, t.warmup_steps, result.measured_samples / n,
-                                     result.measured_tokens / n, result.measured_steps, result.measured_seconds)
-        record["timing"]["train_seconds_with_warmup"] = result.train_seconds
-        record["timing"]["warmup_step_times_s"] = result.warmup_step_times
-        record["energy"] = energy.summary(result.measured_steps) if energy else None
+        trackers.trained(result)
         record["quality"] = log.summary() if log else None
         record["status"] = "success"
     except ConfigError:
@@ -144,6 +135,5 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
         record["error"] = {"type": type(exc).__name__, "message": str(exc)[:2000],
                            "traceback": traceback.format_exc(limit=8)[-4000:]}
     finally:
-        if memory:
-            memory.stop()
-            record["memory"] = memory.summary()
+        trackers.stop()
+        trackers.fill(record)  # memory even for a failed cell; timing and energy once training ended

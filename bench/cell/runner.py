@@ -6,7 +6,6 @@ memory, an exception in training, does-not-fit) is data: the record is written w
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import gc
 import time
 import warnings
@@ -14,15 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import methods
-from bench.config import ConfigError, RunConfig, to_dict
+from bench.config import ConfigError, RunConfig
 from bench.cell.measure import measure
-from bench.record import SCHEMA_VERSION, RunRecord, config_hash, record_path, write_record
-
-
-def cell_labels(cfg: RunConfig) -> dict[str, Any]:
-    return {"method": cfg.method.name, "model": cfg.model.name, "task": cfg.task.name,
-            "rank": getattr(cfg.method, "rank", None), "bits": cfg.method.base_bits,
-            "optimizer": cfg.method.optimizer}
+from bench.record import RunRecord, cell_identity, new_record, write_record
 
 
 def plan(cfg: RunConfig, device: str) -> dict[str, Any]:
@@ -103,25 +96,16 @@ def _run_cell(cfg: RunConfig, device: str, world: Any) -> tuple[RunRecord, Path]
     from bench.cell import env
 
     started = time.perf_counter()
-    config = to_dict(cfg)
-    chash = config_hash(config)
-    cell = cell_labels(cfg)
-    record: RunRecord = {
-        "schema_version": SCHEMA_VERSION, "status": "failed", "error": None,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "experiment": cfg.experiment_name, "cell": cell, "config": config, "config_hash": chash,
-        "model": None, "setup": None, "params": None, "preflight": None, "memory": None, "timing": None,
-        "energy": None, "quality": None, "data": None, "state_bytes": None, "distributed": None,
-        "losses": [], "env": {}, "wall_seconds": 0.0,
-    }
-    path = record_path(cfg.results_dir, cfg.experiment_name, cell, chash)
+    cell = cell_identity(cfg)
+    record = new_record(cell, cfg.experiment_name)
+    path = cell.path
     # warnings are kept in the record, not printed
     with warnings.catch_warnings(record=True) as caught, recorded_if_interrupted(record, path, world, started):
         warnings.simplefilter("always")
         planned = plan(cfg, device)  # ConfigError propagates: bad input writes no record
         record.update(model=planned["model"], params=planned["params"], preflight=planned["preflight"],
                       setup=setup(cfg, device, planned))
-        record["env"] = env.collect(chash)
+        record["env"] = env.collect(cell.chash)
         distributed.annotate_preflight(record["preflight"], world, cfg)
         busy = gpu_busy_reason(cfg, device, distributed.cuda_index(world))
         skip = None

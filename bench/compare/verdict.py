@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bench.launch.repeats import T95  # the t quantiles behind the records' own intervals (imports no torch)
+from bench.record import T95  # the t quantiles behind the records' own intervals
 
 Verdict = Literal["ok", "improved", "regressed", "missing", "new"]
 

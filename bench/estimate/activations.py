@@ -15,6 +15,8 @@ Per decoder layer and token, bytes (e* = element sizes of the flow):
                without dropout the fp32 input (shared when it already is fp32)
   peft ParamWrapper (fused MoE experts) W + BA materialised per layer and saved by F.linear (from peft's
                code; not measured: no MoE fits this machine)
+  the method's own (its extra_layer_bytes / extra_fixed_bytes / transient_bytes hooks, bench/methods/): e.g.
+               DoRA's saved base and adapter outputs and weight copies
 Head: final norm, LM-head input when it trains, log-softmax output (4 V). Gradient checkpointing keeps only
 each layer's input (e_res h) plus one recomputed layer. When nothing before the first layer trains (frozen
 embeddings, no input-grad hook), its first norm and its q/k/v dropout masks save nothing.
@@ -47,12 +49,15 @@ class Flow:
 
 
 def flow_for(cfg: RunConfig, compute_bytes: int, device: str) -> Flow:
+    from bench.estimate.inventory import method_terms
+
     m = cfg.method
+    terms = method_terms(cfg)
     c = compute_bytes
     mask = 1 if device == "cuda" else 4
-    if m.name == "full" and getattr(m, "precision", "mixed") == "mixed":
+    if terms.trains_base and terms.fp32_master:
         return Flow(4, 4, c, c < 4, True, True, mask)
-    if m.name in ("full", "galore"):
+    if terms.trains_base:
         return Flow(c, c, c, False, True, True, mask)
     if m.base_bits < 16:  # kbit preparation: fp32 embeddings, norms and head; bnb casts back to the input dtype
         return Flow(4, 4, 4, False, False, False, mask)
@@ -128,7 +133,16 @@ def layer_bytes_per_token(arch: Arch, flow: Flow, inv: Inventory, kernel: str, s
     if f.base_trainable:  # inputs of the trained q, k, v, gate, up (o and down reuse saved tensors)
         parts["linear_inputs"] = float(5 * h * f.act if f.autocast else 2 * h * f.norm_out)
     parts["lora"] = _adapter_bytes(inv, f, dropout)
+    extra = _method(inv).extra_layer_bytes(inv, f, dropout)
+    if extra:
+        parts[inv.method] = extra
     return parts
+
+
+def _method(inv: Inventory):  # noqa: ANN202  (bench.methods.interface.Method)
+    from bench import methods
+
+    return methods.get(inv.method)
 
 
 def first_layer_savings_per_token(arch: Arch, flow: Flow, inv: Inventory, dropout: float) -> float:
@@ -184,11 +198,12 @@ def model_totals(arch: Arch, flow: Flow, inv: Inventory, parts: dict[str, float]
     checkpointing only layer inputs stay, and the head's backward and a layer's recompute are separate."""
     tokens = batch * seq
     per_layer = sum(parts.values())
-    fixed = materialised_bytes_per_layer(inv)
+    fixed = materialised_bytes_per_layer(inv) + _method(inv).extra_fixed_bytes(inv, flow, dropout)
     head = tokens * head_per_token
     head += 2 * seq * arch.head_dim * flow.residual + tokens * 8  # rotary cos/sin tables, int64 labels
     loss = tokens * arch.vocab * 8 if causal_lm else 0
-    work = tokens * backward_work_per_token(arch, flow) + dequantised_weight_bytes(inv)
+    work = (tokens * backward_work_per_token(arch, flow) + dequantised_weight_bytes(inv)
+            + _method(inv).transient_bytes(inv))
     if checkpointing:
         inputs = tokens * arch.layers * arch.hidden * flow.residual
         saved = inputs + tokens * per_layer + fixed + head

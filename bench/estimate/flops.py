@@ -11,8 +11,8 @@ Conventions (Kaplan et al. 2020; PaLM's MFU, Chowdhery et al. 2022, appendix B):
   model FLOPs (MFU uses model FLOPs; HFU would use hardware FLOPs)
   QLoRA dequantisation: every 4-/8-bit weight is expanded once per forward, backward and recompute pass per
   micro-batch; reported as element operations, not tensor-core FLOPs
-  GaLore's projection: 2 matmuls of m x n x r per projected weight per step (project, project back) and an
-  SVD (~4 m n min(m, n)) every update_proj_gap steps, amortised
+  the method's own work (its `optimizer_flops` and `extra_flops` hooks, bench/methods/): e.g. GaLore's
+  projection, DoRA's weight norm; hardware FLOPs, not model FLOPs
 Time floor = hardware FLOPs / the GPU's dense 16-bit tensor peak: no run can be faster; MFU = model FLOPs /
 (measured step time x peak).
 """
@@ -33,29 +33,26 @@ def flops_per_step(cfg: RunConfig, arch: Arch, inv: Inventory, checkpointing: bo
     tokens = t.batch_size * seq * t.grad_accum
     n = arch.matmul_params_per_token(lm_head)
     attn = 4 * seq * arch.q_out * arch.layers
-    method = cfg.method.name
+    from bench import methods
+
+    method = methods.get(cfg.method.name)
     adapters = 0.0
     for r in inv.rows:
         if r.kind == "adapter" and r.trainable:
             share = arch.active_experts / arch.experts if arch.experts and ".experts." in r.name else 1.0
             adapters += r.numel * share
-    if method in ("full", "galore"):
+    if inv.terms is not None and inv.terms.trains_base:
         model = (6 * n + 3 * attn) * tokens
     else:
         model = (4 * n + 3 * attn + 6 * adapters) * tokens
     recompute = (2 * n + attn) * tokens if checkpointing else 0
-    optimizer = 0.0
-    if method == "galore":
-        gap = max(1, getattr(cfg.method, "update_proj_gap", 200))
-        for r in inv.rows:
-            if r.projected and len(r.shape) == 2:
-                m_, n_ = r.shape
-                optimizer += 4 * m_ * n_ * cfg.method.rank + 4 * m_ * n_ * min(m_, n_) / gap
+    optimizer = method.optimizer_flops(cfg, inv)
     quantised = sum(r.numel for r in inv.rows if r.kind == "quantized")
     passes = (3 if checkpointing else 2) * t.grad_accum
+    extra = method.extra_flops(cfg, arch, inv, tokens, (2 if checkpointing else 1) * t.grad_accum)
     return {"tokens_per_step": tokens, "matmul_params_per_token": n, "adapter_params": int(adapters),
             "model_flops": model, "recompute_flops": recompute, "optimizer_flops": optimizer,
-            "hardware_flops": model + recompute + optimizer,
+            "method_flops": extra, "hardware_flops": model + recompute + optimizer + extra,
             "dequant_element_ops": quantised * passes, "model_flops_per_token": model / tokens}
 
 

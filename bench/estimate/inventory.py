@@ -6,7 +6,9 @@ the method's wrap). Three things the meta model does not show are applied here, 
     bitsandbytes loader) to 4-bit (two values per byte) or int8;
   - peft's prepare_model_for_kbit_training then casts every remaining fp16/bf16 parameter to fp32
     (embeddings, norms, lm_head, and parameters that are not nn.Linear, such as Mixtral's fused experts);
-  - GaLore projects the 2-D weights that bench.methods.galore.projected_params selects.
+  - GaLore projects the 2-D weights that bench.methods.galore.projected_params selects (any method's
+    `projected_params` hook).
+The method's estimator terms (bench.methods.interface.Terms) ride along; a method without them is refused here.
 A parameter shared by two modules (tied embeddings) is one row.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from bench.config import RunConfig
+    from bench.methods.interface import Terms
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1}
 
@@ -51,6 +54,7 @@ class Inventory:
     rows: list[ParamRow]
     method: str
     quant_bits: int = 16
+    terms: Terms | None = None  # None only for an inventory built by hand (tests): treated as plain torch AdamW
     notes: list[str] = field(default_factory=list)
 
     def total(self) -> int:
@@ -88,17 +92,29 @@ def _is_quantised_linear(name: str, module: Any, heads: tuple[str, ...]) -> bool
     return not (parts and parts[-1] in heads) and not (len(parts) > 1 and parts[-2] in heads)
 
 
+def method_terms(cfg: RunConfig) -> Terms:
+    """The method's estimator terms, or a one-line refusal: never a guess from another method's figures."""
+    from bench import methods
+    from bench.config import ConfigError
+
+    method = methods.get(cfg.method.name)
+    # only terms the method's own class declares: a new variant of LoRA must not be estimated as LoRA by inheritance
+    terms = method.terms(cfg) if "terms" in vars(type(method)) else None
+    if terms is None:
+        raise ConfigError(f"bench.estimate does not model method {cfg.method.name!r} (it gives no estimator terms)")
+    return terms
+
+
 def build_inventory(cfg: RunConfig, meta_model: torch.nn.Module) -> Inventory:
     import torch
 
+    from bench import methods
+
     m = cfg.method
+    terms = method_terms(cfg)
     bits = m.base_bits
     heads = _head_modules()
-    projected: set[int] = set()
-    if m.name == "galore":
-        from bench.methods.galore import projected_params
-
-        projected = {id(p) for p in projected_params(meta_model, cfg)}
+    projected = {id(p) for p in methods.get(m.name).projected_params(meta_model, cfg)}
     wrapped = {id(getattr(mod, "get_param")()) for _, mod in meta_model.named_modules()
                if type(mod).__name__ == "ParamWrapper" and hasattr(mod, "get_param")}
     quant_label = "int8" if bits == 8 else f"4bit-{getattr(m, 'quant_type', 'nf4')}"
@@ -119,7 +135,7 @@ def build_inventory(cfg: RunConfig, meta_model: torch.nn.Module) -> Inventory:
                 storage = "float32"  # prepare_model_for_kbit_training upcasts every non-quantised parameter
             rows.append(ParamRow(name=name, shape=tuple(p.shape), storage=storage, trainable=p.requires_grad,
                                  kind=kind, projected=id(p) in projected, materialised=id(p) in wrapped))
-    inv = Inventory(rows=rows, method=m.name, quant_bits=bits)
+    inv = Inventory(rows=rows, method=m.name, quant_bits=bits, terms=terms)
     unquantised = [r for r in rows if r.kind == "base" and len(r.shape) >= 3]
     if bits < 16 and unquantised:
         n = sum(r.numel for r in unquantised)

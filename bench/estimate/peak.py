@@ -21,14 +21,16 @@ Runtime, added on top:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.methods.interface import Terms
 
 CUDA_CONTEXT_BYTES = 512 * 1024**2  # assumption (not measured here): CUDA context + cuBLAS workspace
 ALLOCATOR_SLACK = 0.05  # assumption: reserved-but-unallocated share of the caching allocator at the peak
-# CPU (torch 2.13 CPU build, glibc): RSS growth of a 1-layer h=64, 8-token cell, MB; see README.md
-CPU_RUNTIME_BYTES = {"full": 14_500_000, "lora": 13_700_000, "qlora": 28_200_000, "galore": 63_600_000}
-# Extra RSS per byte of sub-32-MiB tensors at the peak under glibc's default malloc: mean of two b4 s128 runs
-# of `tiny` per method (README.md). glibc never keeps larger blocks: its mmap threshold stops at 32 MiB.
-CPU_RETENTION = {"full": 0.437, "lora": 1.043, "qlora": 2.306, "galore": 0.547}
+# CPU: each method's Terms carry its measured RSS growth of a 1-layer h=64, 8-token cell (torch 2.13 CPU build,
+# glibc) and its extra RSS per byte of sub-32-MiB tensors at the peak under glibc's default malloc (mean of two
+# b4 s128 runs of `tiny`; README.md). glibc never keeps larger blocks: its mmap threshold stops at 32 MiB.
 GLIBC_MMAP_THRESHOLD_MAX = 32 * 1024**2
 
 
@@ -75,14 +77,13 @@ def tensor_peak(p: PeakInputs) -> Peak:
     return Peak(tensors=int(sum(parts.values())), phase=phase, at_peak={k: int(v) for k, v in parts.items()})
 
 
-def add_runtime(peak: Peak, device: str, method: str, small_tensor_bytes: int = 0) -> Peak:
+def add_runtime(peak: Peak, device: str, terms: Terms, small_tensor_bytes: int = 0) -> Peak:
     """`small_tensor_bytes`: the part of the tensor peak held in tensors under glibc's largest mmap threshold."""
     if device == "cuda":
         peak.runtime = {"cuda_context": CUDA_CONTEXT_BYTES, "allocator_slack": int(peak.tensors * ALLOCATOR_SLACK)}
     else:
-        retention = CPU_RETENTION.get(method, max(CPU_RETENTION.values()))
-        peak.runtime = {"process_runtime": CPU_RUNTIME_BYTES.get(method, max(CPU_RUNTIME_BYTES.values())),
-                        "allocator_retention": int(small_tensor_bytes * retention)}
+        peak.runtime = {"process_runtime": terms.cpu_runtime_bytes,
+                        "allocator_retention": int(small_tensor_bytes * terms.cpu_retention)}
     return peak
 
 

@@ -72,7 +72,10 @@ def build_meta_model(cfg: RunConfig, compute: torch.dtype) -> torch.nn.Module:
 
     from bench.cell import models
 
+    from bench.estimate.inventory import method_terms
+
     method = methods.get(cfg.method.name)
+    method_terms(cfg)  # refuse a method the estimator does not model before building anything
     head: dict[str, Any] = {}
     try:  # the task's head (classification, QA), as plan builds it; older checkouts: causal LM only
         from bench.tasks.quality import task_head
@@ -87,7 +90,7 @@ def build_meta_model(cfg: RunConfig, compute: torch.dtype) -> torch.nn.Module:
 
 def _cast_copies(inv: Inventory, cfg: RunConfig, compute_bytes: int) -> int:
     """Mixed precision under autocast: a 16-bit copy of every trained matmul weight, saved for backward."""
-    if cfg.method.name != "full" or getattr(cfg.method, "precision", "") != "mixed" or compute_bytes >= 4:
+    if inv.terms is None or not inv.terms.fp32_master or compute_bytes >= 4:
         return 0
     return sum(r.numel * compute_bytes for r in inv.rows
                if r.trainable and len(r.shape) == 2 and "embed" not in r.name.split(".")[-2])
@@ -100,7 +103,7 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
     inv = build_inventory(cfg, meta_model)
     weights = weight_bytes(inv, bool(getattr(m, "double_quant", False)))
     grads, largest_grad = gradient_bytes(inv)
-    optimizer = optimizer_bytes(inv, m.optimizer, device, getattr(m, "rank", None) if m.name == "galore" else None)
+    optimizer = optimizer_bytes(inv, m.optimizer, device, inv.terms.projection_rank)
     flow = acts.flow_for(cfg, c, device)
     checkpointing = t.gradient_checkpointing or bool(getattr(m, "gradient_checkpointing", False))
     kernel = acts.attention_kernel(cfg, arch, flow, device)
@@ -136,7 +139,7 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
     largest_activation = t.batch_size * seq * max(arch.hidden, arch.intermediate) * 4
     n = fsdp.n if fsdp else 1
     small = small_tensor_bytes(peak, [int(r.numel * r.element_bytes) // n for r in inv.rows], largest_activation)
-    peak = add_runtime(peak, device, m.name, small)
+    peak = add_runtime(peak, device, inv.terms, small)
     components = {"weights": weights_total, "gradients": grads, "optimizer_states": optimizer.states,
                   "galore_projectors": optimizer.projectors, "optimizer_step_temporary": optimizer.step_temporary,
                   "activations_peak": totals["peak"], "activations_saved": totals["saved"],

@@ -109,6 +109,7 @@ def optimizer_bytes(inv: Inventory, optimizer: str, device: str, rank: int | Non
     trainable = [r for r in inv.rows if r.trainable]
     groups: dict[int, int] = {}  # foreach temporaries, per element size
     largest = 0
+    galore_torch = inv.terms is not None and inv.terms.optimizer_library == "galore-torch"
     for r in trainable:
         n, e = r.numel, int(r.element_bytes)
         if r.projected and rank is not None and len(r.shape) == 2:
@@ -117,7 +118,7 @@ def optimizer_bytes(inv: Inventory, optimizer: str, device: str, rank: int | Non
             out.projectors += projector
             out.step_temporary = max(out.step_temporary, temp)
             continue
-        if inv.method == "galore" and optimizer == "adafactor":
+        if galore_torch and optimizer == "adafactor":
             out.states += (r.shape[0] + n // r.shape[0]) * 4 if len(r.shape) >= 2 else n * 4
             out.step_temporary = max(out.step_temporary, n * 4 * (3 if e < 4 else 2))
         elif optimizer in ("adamw8bit", "paged_adamw8bit"):
@@ -129,9 +130,8 @@ def optimizer_bytes(inv: Inventory, optimizer: str, device: str, rank: int | Non
             groups[e] = groups.get(e, 0) + n * e
             largest = max(largest, n * e)
     if groups:
-        galore = inv.method == "galore"
-        torch_temp = largest * 2 if galore or device != "cuda" else max(groups.values())
+        torch_temp = largest * 2 if galore_torch or device != "cuda" else max(groups.values())
         out.step_temporary = max(out.step_temporary, torch_temp)
-    out.detail = {"optimizer": optimizer, "foreach": device == "cuda" and inv.method != "galore",
+    out.detail = {"optimizer": optimizer, "foreach": device == "cuda" and not galore_torch,
                   "paged": optimizer.startswith("paged") and device == "cuda"}
     return out

@@ -41,8 +41,8 @@ import time
 import traceback
 
 from bench.launch.worker import GRACE_S, die_with_parent, parent_death_hook
+from bench.record import CELL_START_ENV
 
-CELL_START_ENV = "BENCH_CELL_START"  # how the cell's process began: exec | fork (the record's env says)
 PRELOAD = ("torch", "transformers", "transformers.models.llama.modeling_llama",
            "transformers.models.bert.modeling_bert", "bench.cell.runner", "bench.cell.measure", "bench.cell.models",
            "bench.cell.step_loop", "bench.estimate.preflight")

@@ -36,16 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.launch.cell_lock import temp_file
-from bench.config import RunConfig, to_dict
-from bench.launch.forkserver import CELL_START_ENV, ForkServer, ForkServerGone, limit_address_space
-from bench.record import SCHEMA_VERSION, config_hash, read_record, record_path, write_record
+from bench.config import RunConfig
+from bench.launch.forkserver import ForkServer, ForkServerGone, limit_address_space
+from bench.record import CELL_START_ENV, CLAIM_ENV, CellIdentity, cell_identity, new_record, read_record, write_record
 from bench.launch.worker import GRACE_S, Interrupted, parent_death_hook, signal_number
 
 
 def cell_record_path(cfg: RunConfig) -> Path:
-    from bench.cell.runner import cell_labels
-
-    return record_path(cfg.results_dir, cfg.experiment_name, cell_labels(cfg), config_hash(to_dict(cfg)))
+    return cell_identity(cfg).path
 
 
 def _cap_bytes(cfg: RunConfig) -> int:
@@ -54,20 +52,13 @@ def _cap_bytes(cfg: RunConfig) -> int:
 
 
 def fallback_record(cfg: RunConfig, status: str, error_type: str, message: str, seconds: float,
-                    recorded_by: str = "bench.launch.launcher (the cell's process wrote no record)") -> dict[str, Any]:
-    """The record of a cell that could not write its own (no measurements in it)."""
-    from bench.cell.runner import cell_labels
-
-    config = to_dict(cfg)
-    return {"schema_version": SCHEMA_VERSION, "status": status,
-            "error": {"type": error_type, "message": message},
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-            "experiment": cfg.experiment_name, "cell": cell_labels(cfg), "config": config,
-            "config_hash": config_hash(config), "model": None, "setup": None, "params": None,
-            "preflight": None, "memory": None, "timing": None, "energy": None, "quality": None, "data": None,
-            "distributed": None, "losses": [], "warnings": [],
-            "env": {"recorded_by": recorded_by},
-            "wall_seconds": seconds}
+                    recorded_by: str = "bench.launch.launcher (the cell's process wrote no record)",
+                    cell: CellIdentity | None = None) -> dict[str, Any]:
+    """The record of a cell that could not write its own (no measurements in it). `cell`: the identity the
+    caller already computed (computed here when not given)."""
+    return new_record(cell or cell_identity(cfg), cfg.experiment_name, status,
+                      {"type": error_type, "message": message}, env={"recorded_by": recorded_by},
+                      wall_seconds=seconds)
 
 
 def is_multiprocess(cfg: RunConfig) -> bool:
@@ -91,8 +82,6 @@ def _signal(child: subprocess.Popen, sig: int) -> None:
 
 def _run_exec(cfg: RunConfig, config_file: str, pass_fd: int | None = None) -> tuple[int, bool]:
     """`python -m bench.launch.worker FILE` (or torchrun); returns (exit status or -signal, timed out)."""
-    from bench.cell.distributed import CLAIM_ENV
-
     cap = functools.partial(limit_address_space, _cap_bytes(cfg)) if _cap_bytes(cfg) else None  # before exec
     group = is_multiprocess(cfg)
     env = {**os.environ, CELL_START_ENV: "exec", **({CLAIM_ENV: config_file + ".claim"} if group else {})}
@@ -151,18 +140,20 @@ def _run_forked(cfg: RunConfig, config_file: str, pass_fd: int | None = None) ->
         return None
 
 
-def run_isolated(cfg: RunConfig, pass_fd: int | None = None) -> tuple[dict[str, Any], Path, int]:
+def run_isolated(cfg: RunConfig, pass_fd: int | None = None,
+                 cell: CellIdentity | None = None) -> tuple[dict[str, Any], Path, int]:
     """Run one cell in a child process, handing it `pass_fd` (the cell's lock); returns (record, path,
     child exit status). Interrupted (SIGINT / SIGTERM here) is raised after the cell's record is written,
-    with `.record` = (record, path)."""
-    path = cell_record_path(cfg)
+    with `.record` = (record, path). `cell`: the cell's identity, if the caller has it."""
+    cell = cell or cell_identity(cfg)
+    path = cell.path
     started_wall = time.time()
     started = time.perf_counter()
     config_file = temp_file(path.parent, "cell", ".json")
     group = is_multiprocess(cfg)
     interrupted = None
     try:
-        Path(config_file).write_text(json.dumps(to_dict(cfg)))
+        Path(config_file).write_text(json.dumps(cell.config))
         forked = _run_forked(cfg, config_file, pass_fd) if cfg.cell_start == "fork" and not group else None
         code, timed_out = forked if forked is not None else _run_exec(cfg, config_file, pass_fd)
     except KeyboardInterrupt as exc:
@@ -170,16 +161,17 @@ def run_isolated(cfg: RunConfig, pass_fd: int | None = None) -> tuple[dict[str, 
     finally:
         os.unlink(config_file)
         Path(config_file + ".claim").unlink(missing_ok=True)
-    record = _outcome(cfg, path, started_wall, time.perf_counter() - started, code, timed_out, interrupted)
+    record = _outcome(cfg, cell, started_wall, time.perf_counter() - started, code, timed_out, interrupted)
     if interrupted is not None:
         interrupted.record = (record, path)
         raise interrupted
     return record, path, code
 
 
-def _outcome(cfg: RunConfig, path: Path, started_wall: float, seconds: float, code: int, timed_out: bool,
+def _outcome(cfg: RunConfig, cell: CellIdentity, started_wall: float, seconds: float, code: int, timed_out: bool,
              interrupted: BaseException | None) -> dict[str, Any]:
     """The record the cell wrote, or the one this process writes for it."""
+    path, fallback = cell.path, functools.partial(fallback_record, cfg, cell=cell)
     fresh = path.exists() and path.stat().st_mtime >= started_wall - 1
     if fresh and not timed_out:
         try:
@@ -187,22 +179,21 @@ def _outcome(cfg: RunConfig, path: Path, started_wall: float, seconds: float, co
         except ValueError:
             pass
     if timed_out:
-        record = fallback_record(cfg, "failed", "Timeout", f"cell passed cell_timeout_s={cfg.cell_timeout_s:g} "
-                                 f"and was killed after {seconds:.1f} s", seconds)
+        record = fallback("failed", "Timeout", f"cell passed cell_timeout_s={cfg.cell_timeout_s:g} and was "
+                          f"killed after {seconds:.1f} s", seconds)
     elif interrupted is not None:
-        record = fallback_record(cfg, "failed", "Interrupted", str(Interrupted(signal_number(interrupted))),
-                                 seconds)
+        record = fallback("failed", "Interrupted", str(Interrupted(signal_number(interrupted))), seconds)
     elif code < 0:
         name = signal.Signals(-code).name
         why = " (on Linux often the out-of-memory killer)" if name == "SIGKILL" else ""
-        record = fallback_record(cfg, "failed", "Killed", f"the cell's process was killed by {name}{why}", seconds)
+        record = fallback("failed", "Killed", f"the cell's process was killed by {name}{why}", seconds)
     elif is_multiprocess(cfg):
-        record = fallback_record(cfg, "failed", "NoRecord", f"torchrun exited with status {code} and no rank "
-                                 f"wrote a record: a rank was killed (SIGKILL: on Linux often the out-of-memory "
-                                 f"killer) or crashed; see torchrun's output above", seconds)
+        record = fallback("failed", "NoRecord", f"torchrun exited with status {code} and no rank wrote a "
+                          f"record: a rank was killed (SIGKILL: on Linux often the out-of-memory killer) or "
+                          f"crashed; see torchrun's output above", seconds)
     else:
         cap = f" under cell_memory_cap_gb={cfg.cell_memory_cap_gb:g}" if cfg.cell_memory_cap_gb else ""
-        record = fallback_record(cfg, "failed", "NoRecord", f"the cell's process exited with status {code}{cap} "
-                                 f"without writing a record (see its output above)", seconds)
+        record = fallback("failed", "NoRecord", f"the cell's process exited with status {code}{cap} without "
+                          f"writing a record (see its output above)", seconds)
     write_record(record, path)
     return record

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.launch.cell_lock import owned_name
+from bench.record import cell_name  # noqa: F401  (bench.run names cells as sweep.cell_name)
 
 LEDGER_ENV = "BENCH_SWEEP_LEDGER"
 TOTAL_ENV = "BENCH_SWEEP_TOTAL"
@@ -100,15 +101,6 @@ def append(entry: dict[str, Any]) -> None:
     if path:
         with open(path, "a") as fh:  # one short line per write: appends from several processes don't interleave
             fh.write(json.dumps(entry) + "\n")
-
-
-def cell_name(cell: dict[str, Any]) -> str:
-    name = "/".join(str(cell[k]) for k in ("method", "model", "task"))
-    if cell.get("rank") is not None:
-        name += f" r{cell['rank']}"
-    if cell.get("bits") not in (None, 16):
-        name += f" {cell['bits']}-bit"
-    return name
 
 
 def entry_for(record: dict[str, Any], path: Path, seconds: float, outcome: str | None = None) -> dict[str, Any]:

@@ -13,12 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import RunConfig
-from bench.record import write_record
+from bench.record import T95, CellIdentity, write_record
 
-# two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; beyond, the normal 1.96
-T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-       2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-       2.045, 2.042)
 HEADLINES = {"peak_bytes": ("memory", "peak_bytes"), "steps_per_s": ("timing", "steps_per_s"),
              "tokens_per_s": ("timing", "tokens_per_s"), "samples_per_s": ("timing", "samples_per_s"),
              "quality_main": ("quality", "main")}
@@ -40,14 +36,15 @@ def headline(record: dict[str, Any]) -> dict[str, Any]:
     return figures
 
 
-def run_repeats(cfg: RunConfig, pass_fd: int | None = None) -> tuple[dict[str, Any], Path]:
+def run_repeats(cfg: RunConfig, pass_fd: int | None = None,
+                cell: CellIdentity | None = None) -> tuple[dict[str, Any], Path]:
     """`pass_fd`: the cell's lock, held by each repeat's process in turn (bench.launch.cell_lock). An interrupt
     (bench.launch.worker.Interrupted) ends the repeats: the interrupted one's record stands, failed."""
     from bench.launch.launcher import run_isolated
 
     records, path = [], None
     for _ in range(cfg.repeats):
-        record, path, _ = run_isolated(cfg, pass_fd)
+        record, path, _ = run_isolated(cfg, pass_fd, cell)
         records.append(record)
     runs = [headline(r) for r in records]
     ok = [r for r in records if r["status"] == "success"]

@@ -148,12 +148,13 @@ def main(argv: list[str]) -> int:
 
 def _own_record(cfg, status: str, error_type: str, message: str, started: float) -> None:
     """The record of a cell that ended before bench.cell.runner could write one."""
-    from bench.launch.launcher import cell_record_path, fallback_record
-    from bench.record import write_record
+    from bench.launch.launcher import fallback_record
+    from bench.record import cell_identity, write_record
 
+    cell = cell_identity(cfg)
     record = fallback_record(cfg, status, error_type, message, time.perf_counter() - started,
-                             recorded_by="bench.launch.worker (the cell ended before it could measure)")
-    write_record(record, cell_record_path(cfg))
+                             recorded_by="bench.launch.worker (the cell ended before it could measure)", cell=cell)
+    write_record(record, cell.path)
 
 
 if __name__ == "__main__":

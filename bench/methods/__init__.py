@@ -1,15 +1,48 @@
-"""Fine-tuning methods, one module each, looked up lazily so importing bench never imports peft,
-bitsandbytes or galore-torch."""
+"""Fine-tuning methods, one module each (bench/methods/<name>.py defines `METHOD`, an instance of
+bench.methods.interface.Method). Discovered by listing this folder: the modules import neither torch nor peft,
+bitsandbytes or galore-torch at module level, so importing them all costs milliseconds and bench.config can
+bind every method's config dataclass. `method=<name>` picks conf/method/<name>.yaml, whose `name:` picks here."""
 from __future__ import annotations
 
+import functools
 import importlib
-from types import ModuleType
+import pkgutil
+from typing import TYPE_CHECKING, Any
 
-REGISTRY = {"full": "bench.methods.full", "lora": "bench.methods.lora",
-            "qlora": "bench.methods.qlora", "galore": "bench.methods.galore"}
+if TYPE_CHECKING:
+    from bench.methods.interface import Method, MethodConfig
+
+NOT_METHODS = {"base", "interface"}
 
 
-def get(name: str) -> ModuleType:
-    """The method module: weights_dtype(cfg, dtype), autocast_dtype(cfg, dtype), wrap(model, cfg),
-    make_optimizer(model, cfg)."""
-    return importlib.import_module(REGISTRY[name])
+@functools.cache
+def registry() -> dict[str, Method]:
+    """{name: Method}, in the order full, lora, qlora, galore, then the rest alphabetically."""
+    found: dict[str, Method] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name in NOT_METHODS or info.name.startswith("_"):
+            continue
+        method = getattr(importlib.import_module(f"{__name__}.{info.name}"), "METHOD", None)
+        if method is not None:
+            found[method.name] = method
+    first = [n for n in ("full", "lora", "qlora", "galore") if n in found]  # the paper's order in reports
+    return {n: found[n] for n in first + sorted(set(found) - set(first))}
+
+
+def get(name: str) -> Method:
+    """The method: weights_dtype(cfg, dtype), autocast_dtype(cfg, dtype), wrap(model, cfg),
+    make_optimizer(model, cfg), and its estimator terms (bench.methods.interface.Method)."""
+    return registry()[name]
+
+
+def __getattr__(attr: str) -> Any:
+    # METHODS / METHOD_CLASSES are computed on first use (and see methods registered by tests since)
+    if attr == "METHODS":
+        return tuple(registry())
+    if attr == "METHOD_CLASSES":
+        return method_classes()
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+def method_classes() -> dict[str, type[MethodConfig]]:
+    return {name: method.config for name, method in registry().items()}

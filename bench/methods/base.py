@@ -1,15 +1,19 @@
-"""What the methods share: the optimizer factory and a no-op optimizer for in-backward updates."""
+"""What the methods' training hooks share: the optimizer factory, a no-op optimizer for in-backward updates and
+activation checkpointing. torch is imported inside (bench.methods is imported by the config, which must not)."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import torch
+from bench.methods.interface import ConfigError
 
-from bench.config import ConfigError
+if TYPE_CHECKING:
+    import torch
 
 
 def make_adamw(params: Iterable[torch.nn.Parameter], kind: str, lr: float, weight_decay: float) -> Any:
     """adamw (torch) | adamw8bit | paged_adamw | paged_adamw8bit (bitsandbytes)."""
+    import torch
+
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ConfigError("method: no trainable parameters (nothing for the optimizer to update)")

@@ -3,29 +3,62 @@ mixed precision: fp32 weights/grads/optimizer states, forward and backward under
 pure: everything held in the run's precision (bf16 on CUDA by default)."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
+from bench.methods.interface import ConfigError, Method, MethodConfig, Terms
 
-from bench.config import RunConfig
-from bench.methods.base import enable_checkpointing, make_adamw
+if TYPE_CHECKING:
+    import torch
 
-
-def weights_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype:
-    return torch.float32 if cfg.method.precision == "mixed" else compute
-
-
-def autocast_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype | None:
-    return compute if cfg.method.precision == "mixed" and compute != torch.float32 else None
+    from bench.config import RunConfig
 
 
-def wrap(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
-    for param in model.parameters():
-        param.requires_grad_(True)
-    if cfg.train.gradient_checkpointing:
-        enable_checkpointing(model)
-    return model
+@dataclass
+class FullConfig(MethodConfig):
+    lr: float = 2e-5
+    rank: int | None = None  # accepted so rank sweeps compose; full fine-tuning has no rank (always null)
+    # mixed: fp32 master weights + autocast in train.precision (16 bytes/param with AdamW);
+    # pure: weights, grads and optimizer states all in train.precision.
+    precision: str = "mixed"
+
+    OPTIMIZERS: ClassVar[tuple[str, ...]] = ("adamw", "adamw8bit")
+
+    def validate(self) -> None:
+        super().validate()
+        self.rank = None  # `method.rank=8,16` over full is one cell: dedupe by the resolved config
+        if self.precision not in ("mixed", "pure"):
+            raise ConfigError(f"method.precision must be mixed or pure (got {self.precision!r})")
 
 
-def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> Any:
-    return make_adamw(model.parameters(), cfg.method.optimizer, cfg.method.lr, cfg.method.weight_decay)
+class Full(Method):
+    name = "full"
+    config = FullConfig
+    trains_all_weights = True
+
+    def weights_dtype(self, cfg: RunConfig, compute: torch.dtype) -> torch.dtype:
+        import torch
+
+        return torch.float32 if cfg.method.precision == "mixed" else compute
+
+    def autocast_dtype(self, cfg: RunConfig, compute: torch.dtype) -> torch.dtype | None:
+        import torch
+
+        return compute if cfg.method.precision == "mixed" and compute != torch.float32 else None
+
+    def wrap(self, model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
+        from bench.methods.base import enable_checkpointing
+
+        for param in model.parameters():
+            param.requires_grad_(True)
+        if cfg.train.gradient_checkpointing:
+            enable_checkpointing(model)
+        return model
+
+    def terms(self, cfg: RunConfig) -> Terms:
+        # CPU runtime: measured on a 1-layer cell and fitted on `tiny` (bench/estimate/README.md)
+        return Terms(trains_base=True, fp32_master=cfg.method.precision == "mixed",
+                     cpu_runtime_bytes=14_500_000, cpu_retention=0.437)
+
+
+METHOD = Full()

@@ -5,23 +5,57 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
-import torch
+from bench.methods.interface import ConfigError, Method, MethodConfig, Terms, name_list
 
-from bench.config import ConfigError, RunConfig
-from bench.methods.base import SteppedInBackward, enable_checkpointing
+if TYPE_CHECKING:
+    import torch
+
+    from bench.config import RunConfig
+    from bench.estimate.inventory import Inventory
 
 
-def weights_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype:
-    return compute  # the GaLore authors train in pure bf16
+@dataclass
+class GaloreConfig(MethodConfig):
+    # Zhao et al. 2024 reference settings (galore-torch README): rank 128, gap 200, scale 0.25, std.
+    lr: float = 1e-5
+    rank: int = 128
+    update_proj_gap: int = 200
+    scale: float = 0.25
+    proj_type: str = "std"
+    # substrings of module names whose 2-D linear weights are projected: Llama-style blocks (self_attn, mlp)
+    # and BERT-style ones (attention, intermediate, output); embeddings and task heads get plain AdamW
+    target_modules: str | list[str] = "attn,mlp,attention,intermediate,output"
+    layerwise: bool = False  # per-parameter optimizer steps inside backward (frees grads early)
 
+    OPTIMIZERS: ClassVar[tuple[str, ...]] = ("adamw", "adamw8bit", "adafactor")
 
-def autocast_dtype(cfg: RunConfig, compute: torch.dtype) -> torch.dtype | None:
-    return None
+    def validate(self) -> None:
+        if self.base_bits != 16:
+            raise ConfigError(f"method.base_bits: GaLore projects the gradients of full-precision weights; "
+                              f"it can't train a {self.base_bits}-bit base (got {self.base_bits})")
+        super().validate()
+        if self.rank <= 0:
+            raise ConfigError(f"method.rank must be > 0 (got {self.rank})")
+        if self.scale <= 0:
+            raise ConfigError(f"method.scale must be > 0 (got {self.scale})")
+        if self.update_proj_gap <= 0:
+            raise ConfigError(f"method.update_proj_gap must be > 0 (got {self.update_proj_gap})")
+        if self.proj_type not in ("std", "reverse_std", "left", "right", "full"):
+            raise ConfigError(f"method.proj_type must be std, reverse_std, left, right or full "
+                              f"(got {self.proj_type!r})")
+        if not self.target_module_list():
+            raise ConfigError("method.target_modules is empty")
+
+    def target_module_list(self) -> list[str]:
+        return name_list(self.target_modules)
 
 
 def projected_params(model: torch.nn.Module, cfg: RunConfig) -> list[torch.nn.Parameter]:
+    import torch
+
     targets = cfg.method.target_module_list()
     return [module.weight for name, module in model.named_modules()
             if isinstance(module, torch.nn.Linear) and any(t in name for t in targets)
@@ -29,6 +63,8 @@ def projected_params(model: torch.nn.Module, cfg: RunConfig) -> list[torch.nn.Pa
 
 
 def wrap(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
+    from bench.methods.base import enable_checkpointing
+
     for param in model.parameters():
         param.requires_grad_(True)
     projected = projected_params(model, cfg)
@@ -50,6 +86,8 @@ def wrap(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
 @contextlib.contextmanager
 def cuda_sync_guard() -> Iterator[None]:
     """galore-torch's 8-bit AdamW calls torch.cuda.synchronize() unconditionally; make it a no-op on CPU."""
+    import torch
+
     if torch.cuda.is_available():
         yield
         return
@@ -103,6 +141,8 @@ def _build(cls: type, groups: list[dict], m: Any, extra: dict[str, Any]) -> Guar
 
 
 def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> Any:
+    from bench.methods.base import SteppedInBackward
+
     m = cfg.method
     cls, extra = _optimizer_class(m.optimizer)
     projected = projected_params(model, cfg)
@@ -127,3 +167,40 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> Any:
     for p in per_param:
         p.register_post_accumulate_grad_hook(step_now)
     return SteppedInBackward(per_param)
+
+
+class Galore(Method):
+    name = "galore"
+    config = GaloreConfig
+    trains_all_weights = True
+    supports_fsdp = False
+    why_not_fsdp = "with fsdp is not supported (galore-torch projects full, unsharded gradients)"
+    supports_layerwise = True
+
+    def wrap(self, model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
+        return wrap(model, cfg)  # the GaLore authors train in pure bf16: weights in the compute dtype, no autocast
+
+    def make_optimizer(self, model: torch.nn.Module, cfg: RunConfig) -> Any:
+        return make_optimizer(model, cfg)
+
+    def projected_params(self, model: torch.nn.Module, cfg: RunConfig) -> list[Any]:
+        return projected_params(model, cfg)
+
+    def terms(self, cfg: RunConfig) -> Terms:
+        # CPU runtime as in full.py
+        return Terms(trains_base=True, optimizer_library="galore-torch", projection_rank=cfg.method.rank,
+                     cpu_runtime_bytes=63_600_000, cpu_retention=0.547)
+
+    def optimizer_flops(self, cfg: RunConfig, inv: Inventory) -> float:
+        """2 matmuls of m x n x r per projected weight per step (project, project back) and an SVD
+        (~4 m n min(m, n)) every update_proj_gap steps, amortised."""
+        gap = max(1, cfg.method.update_proj_gap)
+        flops = 0.0
+        for r in inv.rows:
+            if r.projected and len(r.shape) == 2:
+                m_, n_ = r.shape
+                flops += 4 * m_ * n_ * cfg.method.rank + 4 * m_ * n_ * min(m_, n_) / gap
+        return flops
+
+
+METHOD = Galore()

@@ -1,4 +1,5 @@
-"""python -m bench.report results/<experiment> [more dirs] [--out DIR]: build reports/<experiment>/.
+"""python -m bench.report results/<experiment> [more dirs] [--out DIR]: build reports/<experiment>/, then print
+each hardware group's per-method table (terminal.py: the report's own table, in columns that fit a terminal).
 
 Bad input (a missing directory, no usable records, an unknown flag, an output folder it must not write:
 see outdir.py): one line on stderr naming the path or flag, exit status 2, nothing written. A corrupt or
@@ -12,6 +13,7 @@ import sys
 from bench.outpaths import OutputPathError
 from bench.report.build import build
 from bench.report.load import ReportInputError
+from bench.report.terminal import per_method_text
 
 PROG = "bench.report"
 
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ReportInputError, OutputPathError) as exc:
         print(f"{PROG}: error: {(str(exc).splitlines() or ['bad input'])[0]}", file=sys.stderr)
         return 2
+    print(per_method_text(args.dirs))
     print(f"report: {out / 'report.html'} (also report.md, records.csv, figures/)")
     return 0
 

@@ -7,28 +7,15 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from bench.report import outdir, render_html, render_md
-from bench.report.cells import Cell, Table
+from bench.report.cells import Cell
 from bench.report.groups import build_groups
 from bench.report.load import COLUMNS, Rec, load_records, warn_stderr
-from bench.report.sections import Section, build_section
+from bench.report.sections import Report, Section, build_section
 from bench.report.tables import records_index
-
-
-@dataclass
-class Report:
-    title: str
-    command: str
-    sources: list[str]
-    span: str  # first and last record time
-    skipped_files: list[str]
-    sections: list[Section]
-    records: Table
-    n_records: int
 
 
 def default_out(dirs: list[str | Path]) -> Path:

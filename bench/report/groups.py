@@ -12,10 +12,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import methods
 from bench.record import HASH_EXCLUDED
 from bench.report.load import PACKAGES, Rec
 
-METHOD_ORDER = ("full", "lora", "qlora", "galore")
+# the registry's order (full, lora, qlora, galore, then any other method in bench/methods/ by name);
+# bench.methods imports no torch, so the report stays torch-free
+METHOD_ORDER = methods.METHODS
 GB = 1e9
 
 

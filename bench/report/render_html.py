@@ -12,8 +12,7 @@ from bench.report.cells import Cell, Table
 from bench.report.render_md import LEGEND
 
 if TYPE_CHECKING:
-    from bench.report.build import Report
-    from bench.report.sections import Section
+    from bench.report.sections import Report, Section
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1f24;margin:0;background:#fff}

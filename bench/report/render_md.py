@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from bench.report.cells import Cell, Table
 
 if TYPE_CHECKING:
-    from bench.report.build import Report
-    from bench.report.sections import Section
+    from bench.report.sections import Report, Section
 
 LEGEND = ("How to read: \u2193 lower is better, \u2191 higher is better; GB = 10^9 bytes; #n = the record behind "
           "a number (Records, at the end; the CSV has every field); est. = the preflight estimate stored in a record, "

@@ -29,6 +29,20 @@ class Section:
     environment: Table | None = None
 
 
+@dataclass
+class Report:
+    """The whole report before rendering. Here, beside Section, so the renderers read it without importing
+    bench.report.build, which imports them."""
+    title: str
+    command: str
+    sources: list[str]
+    span: str  # first and last record time
+    skipped_files: list[str]
+    sections: list[Section]
+    records: Table
+    n_records: int
+
+
 def findings(group: Group) -> list[tuple[str, list[tuple[str, int | None]]]]:
     """Per model and workload: lowest memory, fastest, best quality, and what did not run."""
     cells: dict[tuple, list[Rec]] = defaultdict(list)

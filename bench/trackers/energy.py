@@ -1,15 +1,20 @@
 """GPU energy over the measured training steps, from NVML's total-energy counter. Training may run in
-segments (evaluation in between): resume/pause accumulate the training segments only."""
+segments (evaluation in between): the step loop calls resume/pause around its measured steps, so only they
+count."""
 from __future__ import annotations
 
 from typing import Any
 
 from bench.trackers import nvml
+from bench.trackers.base import Tracker
 
 
-class EnergyMeter:
+class EnergyMeter(Tracker):
+    section = "energy"
+
     def __init__(self, handle: Any | None) -> None:
         self.handle = handle
+        self.measured_steps = 0
         self._since_mj: int | None = None
         self._total_mj = 0
         self._ok = handle is not None
@@ -26,9 +31,12 @@ class EnergyMeter:
         self._total_mj += now - self._since_mj
         self._since_mj = None
 
-    def summary(self, measured_steps: int) -> dict[str, Any] | None:
-        if not self._ok or measured_steps <= 0:
+    def trained(self, result: Any) -> None:
+        self.measured_steps = result.measured_steps
+
+    def result(self) -> dict[str, Any] | None:
+        if not self._ok or self.measured_steps <= 0:
             return None
         joules = self._total_mj / 1000.0
-        return {"joules": joules, "joules_per_step": joules / measured_steps,
+        return {"joules": joules, "joules_per_step": joules / self.measured_steps,
                 "source": "nvmlDeviceGetTotalEnergyConsumption"}

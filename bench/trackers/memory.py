@@ -18,6 +18,7 @@ import time
 from typing import Any, Iterator
 
 from bench.trackers import nvml
+from bench.trackers.base import Tracker
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -60,7 +61,9 @@ def reset_rss_hwm() -> bool:
         return False
 
 
-class MemoryTracker:
+class MemoryTracker(Tracker):
+    section = "memory"
+
     def __init__(self, device: str, interval_ms: float = 10.0, cuda_index: int = 0,
                  rss_interval_ms: float = 100.0) -> None:
         self.device = device
@@ -146,7 +149,7 @@ class MemoryTracker:
             self.phases[name] = _merge(self.phases.get(name), entry)
 
     # -- result -----------------------------------------------------------------------------------
-    def summary(self) -> dict[str, Any]:
+    def result(self) -> dict[str, Any]:
         peak, source = self._headline()
         base_key = {"nvml_process": "nvml_process_bytes", "rss_sampled": "rss_bytes", "rss_kernel_hwm": "rss_bytes",
                     "torch_max_reserved": "torch_allocated_bytes"}.get(source)
@@ -155,6 +158,16 @@ class MemoryTracker:
                 "baseline": self.baseline, "phases": self.phases, "peak_bytes": peak, "peak_source": source,
                 "peak_over_baseline_bytes": peak - base if peak is not None else None,
                 "rss_max_kernel": rss_max_kernel()}
+
+    @classmethod
+    def merge_ranks(cls, sections: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+        """The block of the rank with the highest peak, with its rank: the rank that runs out first decides
+        whether the cell fits. Without peaks (trackers off) rank 0's, as it is."""
+        measured = [(rank, s) for rank, s in enumerate(sections) if s and s.get("peak_bytes") is not None]
+        if not measured:
+            return sections[0]
+        rank, top = max(measured, key=lambda item: item[1]["peak_bytes"])
+        return {**top, "rank": rank}
 
     def _headline(self) -> tuple[int | None, str]:
         def best(key: str) -> int | None:

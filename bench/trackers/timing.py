@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from typing import Any, Callable
+
+from bench.trackers.base import Tracker
 
 
 class StepTimer:
@@ -53,3 +55,38 @@ def summarize(step_times: list[float], warmup_steps: int, samples_per_step: int,
         "samples_per_step": samples_per_step,
         "tokens_per_step": tokens_per_step,
     }
+
+
+class TimingTracker(Tracker):
+    """The record's timing: the step loop times the steps (StepTimer, clocks next to the work), this turns
+    its result into the section, rates derived from the per-step times."""
+    section = "timing"
+
+    def __init__(self, warmup_steps: int) -> None:
+        self.warmup_steps = warmup_steps
+        self._trained: Any = None  # bench.cell.step_loop.TrainResult
+
+    def trained(self, result: Any) -> None:
+        self._trained = result
+
+    def result(self) -> dict[str, Any] | None:
+        r = self._trained
+        if r is None:  # training did not end: nothing to time
+            return None
+        n = max(r.measured_steps, 1)
+        timing = summarize(r.step_times, self.warmup_steps, r.measured_samples / n, r.measured_tokens / n,
+                           r.measured_steps, r.measured_seconds)
+        timing["train_seconds_with_warmup"] = r.train_seconds
+        timing["warmup_step_times_s"] = r.warmup_step_times
+        return timing
+
+    @classmethod
+    def merge_ranks(cls, sections: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+        """Rank 0's step times; the samples and tokens of a step are every rank's (the global batch)."""
+        timing = sections[0]
+        if not timing or not all(sections):
+            return timing
+        samples = sum(s["samples_per_step"] for s in sections)
+        tokens = sum(s["tokens_per_step"] for s in sections)
+        return {**timing, "samples_per_step": samples, "tokens_per_step": tokens,
+                "samples_per_s": timing["steps_per_s"] * samples, "tokens_per_s": timing["steps_per_s"] * tokens}
