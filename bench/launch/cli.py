@@ -101,15 +101,6 @@ def sweep_overrides(argv: list[str]) -> list[str]:
     return list(merged.values())
 
 
-def count_jobs(argv: list[str]) -> int:
-    """How many cells a multirun launches (before resume and deduplication)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(sweep_overrides(argv))
-    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
-
-
 # Hydra's own flags that bench.run passes through; anything else starting with "-" is refused in one line.
 HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-i", "--info", "-c", "--cfg", "-p",
                "--package", "--resolve", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",

@@ -11,11 +11,13 @@ tests/test_hostile_run.py checks the result against compose() itself.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 GROUPS = ("method", "model", "task", "train")
 
 
+@functools.lru_cache(maxsize=1)
 def _top_level_keys() -> frozenset[str]:
     import dataclasses
 
