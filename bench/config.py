@@ -164,6 +164,9 @@ class RunConfig:
     max_cell_minutes: float = 30.0
     force: bool = False  # rerun cells that already have a success record
     repeats: int = 1  # run the cell N times, each in a fresh process; the record keeps all and their spread
+    # which of those runs this process is (set by repeats=N, not by hand): it seeds the new weights'
+    # initialisation, dropout and the data order with train.seed + repeat (the data subset stays the same)
+    repeat: int = 0
     gpu_busy: str = "warn"  # another process holds > gpu_busy_threshold_gb on the GPU: warn | refuse | ignore
     gpu_busy_threshold_gb: float = 1.0
     fault: str = "none"  # testing the harness itself: none | raise | sigkill | hang (after the model loads)
@@ -192,6 +195,10 @@ class RunConfig:
                 raise ConfigError(f"{key} must be one of {', '.join(allowed)} (got {getattr(self, key)!r})")
         if self.repeats < 1:
             raise ConfigError(f"repeats must be >= 1 (got {self.repeats})")
+        if not 0 <= self.repeat < self.repeats:
+            raise ConfigError(f"repeat must be in [0, repeats) (got {self.repeat}); it is set by repeats=N")
+        if self.train.seed + self.repeat > MAX_SEED:
+            raise ConfigError(f"train.seed + repeat must be <= {MAX_SEED} (got {self.train.seed + self.repeat})")
         for key in ("cell_timeout_s", "cell_memory_cap_gb", "gpu_busy_threshold_gb", "max_cell_minutes"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0 (got {getattr(self, key)})")

@@ -15,12 +15,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypedDict
 
+from bench.stats import T95  # noqa: F401  (re-exported: the t quantiles live with every interval, in bench.stats)
+
 SCHEMA_VERSION = 1
 Status = Literal["success", "oom", "failed", "skipped"]
 # Keys of the resolved config that don't change what is measured, left out of the config hash.
 HASH_EXCLUDED = ("experiment_name", "results_dir", "trackers", "sample_interval_ms", "rss_sample_interval_ms",
                  "preflight", "isolate", "cell_start", "cell_timeout_s", "cell_memory_cap_gb", "force", "gpu_busy",
-                 "gpu_busy_threshold_gb", "lr_by_method", "max_cell_minutes")  # lr_by_method: its effect is method.lr
+                 "gpu_busy_threshold_gb", "lr_by_method", "max_cell_minutes", "repeat")  # lr_by_method: its effect is method.lr
 # Keys that change what is measured but came after records existed: hashed unless at this default, so a
 # single-process cell keeps the hash it always had (resume and bench.compare still match it).
 HASH_DEFAULTS = {"nproc": 1, "parallel": "none"}
@@ -33,11 +35,6 @@ CELL_START_ENV = "BENCH_CELL_START"
 # The file a parallel cell's first failing rank claims (O_EXCL) to write the record: named by the sweep
 # (bench.launch.launcher), claimed by the rank (bench.cell.distributed).
 CLAIM_ENV = "BENCH_CELL_CLAIM"
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal 1.96), behind a
-# record's repeats.stats intervals (bench.launch.repeats) and bench.compare's reading of them.
-T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-       2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-       2.045, 2.042)
 
 
 class ErrorInfo(TypedDict):

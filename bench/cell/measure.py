@@ -76,7 +76,7 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
     # timing always (without trackers, from the measured region's total time); each fills its record section
     trackers = Trackers([x for x in (memory, TimingTracker(t.warmup_steps), energy) if x is not None])
     phase = trackers.phase
-    torch.manual_seed(t.seed)
+    torch.manual_seed(t.seed + cfg.repeat)  # each repeat its own initialisation, dropout and batches
     trackers.start()
     try:
         with phase("load"):
@@ -96,7 +96,7 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
         autocast = method.autocast_dtype(cfg, planned["compute"])
         text_task, log = None, None
         if task.kind == "synthetic":
-            seed = t.seed + distributed.rank(world)  # each rank its own batches
+            seed = t.seed + cfg.repeat + distributed.rank(world)  # each rank (and repeat) its own batches
             batches = synthetic.batches(vocab_size, t.batch_size, t.seq_len, device, seed)
         else:
             with phase("data"):  # tokenisation, before anything is timed

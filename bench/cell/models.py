@@ -132,7 +132,7 @@ def build_model(cfg: RunConfig, device: str, weights_dtype: torch.dtype, meta: b
         transformers.logging.disable_progress_bar()  # (a bar on a pipe is noise; the phase line says enough)
         with progress.phase(f"loading {mcfg.name} from {mcfg.source}"):
             return auto.from_pretrained(resolve_source(mcfg.source), config=config, **kwargs)
-    torch.manual_seed(cfg.train.seed)
+    torch.manual_seed(cfg.train.seed + cfg.repeat)
     if bits < 16:  # built on meta, then one weight at a time made on the device and quantised at once
         with torch.device("meta"):
             model = auto.from_config(config, **common)

@@ -7,6 +7,7 @@ spread. bench.compare reads the intervals to tell noise from a regression.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from pathlib import Path
@@ -43,10 +44,10 @@ def run_repeats(cfg: RunConfig, pass_fd: int | None = None,
     from bench.launch.launcher import run_isolated
 
     records, path = [], None
-    for _ in range(cfg.repeats):
-        record, path, _ = run_isolated(cfg, pass_fd, cell)
+    for index in range(cfg.repeats):  # repeat i seeds with train.seed + i (bench.config.RunConfig.repeat)
+        record, path, _ = run_isolated(dataclasses.replace(cfg, repeat=index), pass_fd, cell)
         records.append(record)
-    runs = [headline(r) for r in records]
+    runs = [{**headline(r), "seed": cfg.train.seed + i} for i, r in enumerate(records)]
     ok = [r for r in records if r["status"] == "success"]
     stats = {}
     for name in HEADLINES:

@@ -109,7 +109,7 @@ def _prepare_glue(cfg: RunConfig, tokenizer: Any, device: str, autocast: torch.d
             splits[split] = {**scores, "eval_loss": sum(losses) / len(features), "n": len(features)}
         return _with_main(splits, {s: metrics.main_key(spec.metrics[s]) for s in splits})
 
-    return TextTask(_cycle(train_features, cfg.train.batch_size, collate, device, seed), evaluate,
+    return TextTask(_cycle(train_features, cfg.train.batch_size, collate, device, seed + cfg.repeat), evaluate,
                     metrics.main_key(spec.metrics[spec.eval_splits[0]]), len(train), len(train_features))
 
 
@@ -137,7 +137,7 @@ def _prepare_squad(cfg: RunConfig, tokenizer: Any, device: str, autocast: torch.
                                 references=[{"id": e["id"], "answers": e["answers"]} for e in dev])
         return _with_main({"dev": {**scores, "n": len(dev)}}, {"dev": metrics.main_key(task.name)})
 
-    return TextTask(_cycle(train_features, cfg.train.batch_size, collate, device, seed), evaluate,
+    return TextTask(_cycle(train_features, cfg.train.batch_size, collate, device, seed + cfg.repeat), evaluate,
                     metrics.main_key(task.name), len(train), len(train_features))
 
 
