@@ -23,6 +23,7 @@ from bench.methods.lora import LORA_PRESETS, LoraConfig  # noqa: F401
 from bench.methods.qlora import QLoraConfig  # noqa: F401
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+STEP_CLOCKS = ("sync", "events")  # train.step_clock (bench.trackers.timing.StepTimer)
 
 @dataclass
 class ModelConfig:
@@ -81,6 +82,7 @@ def check_arch(arch: dict[str, Any]) -> None:
 
 
 TASK_KINDS = ("synthetic", "glue", "squad")
+EVAL_SPLITS = ("dev", "holdout")  # what a text task scores: its dev split(s), or examples held out of training
 PARALLEL = ("none", "fsdp", "ddp")
 
 
@@ -97,10 +99,21 @@ class TaskConfig:
     eval_every: int = 0  # evaluate every N optimizer steps as well as at the end (0: at the end only)
     eval_batch_size: int = 64
     target: float | None = None  # main-metric value for time-to-quality (steps and seconds to reach it)
+    # Choosing settings (learning rates) without the evaluation split: `holdout` examples of the training file
+    # (a seeded sample; SQuAD: whole paragraphs) are never trained on; eval_split=holdout scores them, not dev.
+    eval_split: str = "dev"
+    holdout: int | None = None
 
     def validate(self) -> None:
         if self.kind not in TASK_KINDS:
             raise ConfigError(f"task.kind must be one of {', '.join(TASK_KINDS)} (got {self.kind!r})")
+        if self.eval_split not in EVAL_SPLITS:
+            raise ConfigError(f"task.eval_split must be one of {', '.join(EVAL_SPLITS)} (got {self.eval_split!r})")
+        if self.holdout is not None and (self.kind == "synthetic" or self.holdout <= 0):
+            raise ConfigError(f"task.holdout must be null, or > 0 on a text task (got {self.holdout} on "
+                              f"{self.kind})")
+        if self.eval_split == "holdout" and not self.holdout:
+            raise ConfigError("task.eval_split=holdout needs task.holdout > 0 (examples held out of training)")
         for key in ("max_length", "eval_batch_size"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"task.{key} must be > 0 (got {getattr(self, key)})")
@@ -125,6 +138,13 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     gradient_checkpointing: bool = False
     seed: int = 0
+    # The measured window (synthetic task only; a quality run trains exactly `steps`). until_ci > 0: after
+    # `steps`, keep measuring until the steps/s 95% interval's half-width is at most this share of steps/s
+    # (0.02: ±2%), or max_measure_s seconds of measured steps, or max_measure_steps measured steps (0: no cap).
+    until_ci: float = 0.0
+    max_measure_s: float = 120.0
+    max_measure_steps: int = 0
+    step_clock: str = "sync"  # sync: device sync + host clock per step | events: CUDA events, one sync per segment
 
     def validate(self) -> None:
         for key in ("steps", "batch_size", "seq_len", "grad_accum"):
@@ -139,6 +159,30 @@ class TrainConfig:
             raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"train.seed must be in [0, {MAX_SEED}] (got {self.seed})")
+        if self.step_clock not in STEP_CLOCKS:
+            raise ConfigError(f"train.step_clock must be one of {', '.join(STEP_CLOCKS)} (got {self.step_clock!r})")
+        if not 0 <= self.until_ci < 1:
+            raise ConfigError(f"train.until_ci must be in [0, 1): a relative half-width, 0.02 for ±2% "
+                              f"(got {self.until_ci})")
+        for key in ("max_measure_s", "max_measure_steps"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"train.{key} must be >= 0 (got {getattr(self, key)})")
+        if self.until_ci and not (self.max_measure_s or self.max_measure_steps):
+            raise ConfigError("train.until_ci needs a cap: train.max_measure_s or train.max_measure_steps > 0")
+        if self.until_ci and self.max_measure_steps and self.max_measure_steps < self.steps - self.warmup_steps:
+            raise ConfigError(f"train.max_measure_steps must be 0 or >= the measured steps of train.steps "
+                              f"({self.steps - self.warmup_steps}; got {self.max_measure_steps})")
+
+    def check_window(self, task_kind: str, trackers: bool, device: str | None = None) -> None:
+        """What the measured window and the step clock need from the rest of the cell (refused before any
+        work); `device`: the resolved device (None: not known yet, the clock is checked once it is)."""
+        if self.until_ci and task_kind != "synthetic":
+            raise ConfigError(f"train.until_ci: quality runs train a fixed train.steps; the measured window "
+                              f"runs on the synthetic task only (got task.kind={task_kind})")
+        if self.until_ci and not trackers:
+            raise ConfigError("train.until_ci needs per-step times: trackers=true")
+        if self.step_clock == "events" and device not in (None, "cuda"):
+            raise ConfigError(f"train.step_clock=events needs CUDA (device is {device}); use train.step_clock=sync")
 
 
 @dataclass
@@ -182,6 +226,7 @@ class RunConfig:
         self.model.validate()
         self.task.validate()
         self.train.validate()
+        self.train.check_window(self.task.kind, self.trackers, "cpu" if self.device == "cpu" else None)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda (got {self.device!r})")
         for key in ("sample_interval_ms", "rss_sample_interval_ms"):

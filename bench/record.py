@@ -25,7 +25,10 @@ HASH_EXCLUDED = ("experiment_name", "results_dir", "trackers", "sample_interval_
                  "gpu_busy_threshold_gb", "lr_by_method", "max_cell_minutes", "repeat")  # lr_by_method: its effect is method.lr
 # Keys that change what is measured but came after records existed: hashed unless at this default, so a
 # single-process cell keeps the hash it always had (resume and bench.compare still match it).
-HASH_DEFAULTS = {"nproc": 1, "parallel": "none"}
+# A dotted key names a key of a config group ("train.until_ci": config["train"]["until_ci"]).
+HASH_DEFAULTS = {"nproc": 1, "parallel": "none", "train.until_ci": 0.0, "train.max_measure_s": 120.0,
+                 "train.max_measure_steps": 0, "train.step_clock": "sync",
+                 "task.eval_split": "dev", "task.holdout": None}
 # A record's file name: labels cut to this many bytes, then the hash. With the hidden temp and lock files
 # written beside it (".<name>.<suffix>") it stays well under the usual 255-byte limit on a file name.
 STEM_LABEL_BYTES = 160
@@ -76,6 +79,12 @@ class MemoryInfo(TypedDict):
     rss_max_kernel: int | None  # getrusage high-water mark of the whole process (CPU)
 
 
+class OutlierSteps(TypedDict):
+    count: int
+    indices: list[int]  # positions in step_times_s
+    rule: str
+
+
 class TimingInfo(TypedDict):
     warmup_steps: int
     measured_steps: int
@@ -83,6 +92,15 @@ class TimingInfo(TypedDict):
     steps_per_s: float
     samples_per_s: float
     tokens_per_s: float
+    # 95% intervals [lo, hi] of the one steps/s estimate (bench.stats.rate_interval), samples/s and tokens/s
+    # scaled from it; null with < 4 measured steps or trackers off; hi null when unbounded above
+    steps_per_s_ci95: list[float | None] | None
+    samples_per_s_ci95: list[float | None] | None
+    tokens_per_s_ci95: list[float | None] | None
+    rate_ci_method: str | None
+    outlier_steps: OutlierSteps | None  # counted and listed, never dropped from the rates
+    stop_reason: str  # "fixed steps" | "ci target 2.0% met after N steps (...)" | "time cap ..." | "step cap ..."
+    step_clock: str | None  # sync | events; null without per-step times (trackers off)
     step_p50_s: float
     step_p90_s: float
     train_seconds: float  # measured steps only
@@ -141,8 +159,8 @@ class RunRecord(TypedDict, total=False):
     data: dict[str, Any] | None
     state_bytes: dict[str, int | None] | None  # measured: gradients live before the last warm-up step's
     # optimizer step, and optimizer state tensors after training (bytes; None where not measured)
-    repeats: dict[str, Any]  # repeats > 1: n, succeeded, runs (each repeat's headline figures), stats
-    # (per metric: n, mean, stdev, ci95 [lo, hi], rel_ci95_half_width), representative
+    repeats: dict[str, Any]  # repeats > 1: n, succeeded, runs (each repeat's headline figures, seed and
+    # step times), stats (per metric: n, mean, stdev, ci95 [lo, hi], rel_ci95_half_width, method), representative
     distributed: DistributedInfo | None  # parallel=fsdp|ddp (torchrun): written by rank 0; memory is the
     # highest-peak rank's, timing rank 0's with every rank's samples and tokens; null for one process
 
@@ -152,6 +170,10 @@ def config_hash(config: dict[str, Any]) -> str:
     HASH_DEFAULTS' keys at their default)."""
     kept = {k: v for k, v in config.items()
             if k not in HASH_EXCLUDED and not (k in HASH_DEFAULTS and v == HASH_DEFAULTS[k])}
+    for dotted, default in HASH_DEFAULTS.items():
+        group, _, key = dotted.partition(".")
+        if key and isinstance(kept.get(group), dict) and kept[group].get(key, default) == default:
+            kept[group] = {k: v for k, v in kept[group].items() if k != key}
     blob = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -20,6 +20,15 @@ GB = 1e9
 _exit_codes: list[int] = []
 
 
+def plus_minus(value: float, ci95: list | None) -> str:
+    """' ±3.1%' (the wider side of the 95% interval, relative), ' (no CI)' without one."""
+    if not ci95 or ci95[0] is None or not value:
+        return " (no CI)"
+    if ci95[1] is None:
+        return " (95% CI unbounded above)"
+    return f" ±{max(ci95[1] - value, value - ci95[0]) / value * 100:.1f}%"
+
+
 def summary_line(record: dict, path: object) -> str:
     parts = [f"{sweep.cell_name(record['cell'])} -> {record['status']}"]
     if record["status"] != "success":
@@ -30,14 +39,17 @@ def summary_line(record: dict, path: object) -> str:
         parts.append(f"peak {mem['peak_bytes'] / GB:.2f} GB ({mem['peak_source']}"
                      + (f"; +{over / GB:.2f} GB over the pre-load baseline)" if over is not None else ")"))
     if timing:
-        parts.append(f"{timing['steps_per_s']:.2f} steps/s, {timing['tokens_per_s']:,.0f} tokens/s")
+        speed = timing["steps_per_s"]
+        parts.append(f"{speed:.2f} steps/s{plus_minus(speed, timing.get('steps_per_s_ci95'))}, "
+                     f"{timing['tokens_per_s']:,.0f} tokens/s")
     if params:
         parts.append(f"trainable {params['trainable']:,} of {params['total']:,} ({params['trainable_pct']:.2f}%)")
     stats = (record.get("repeats") or {}).get("stats") or {}
     if "steps_per_s" in stats:
         st = stats["steps_per_s"]
-        parts.append(f"{st['n']} repeats: {st['mean']:.2f} ± {st['stdev']:.2f} steps/s "
-                     f"(95% CI {st['ci95'][0]:.2f}-{st['ci95'][1]:.2f})")
+        lo, hi = st["ci95"]
+        parts.append(f"{st['n']} repeats: {st['mean']:.2f} steps/s{plus_minus(st['mean'], st['ci95'])} "
+                     f"(95% CI {lo:.2f}-{'inf' if hi is None else f'{hi:.2f}'}, stdev {st['stdev']:.2f})")
     quality = record.get("quality") or {}
     if quality.get("main") is not None:
         parts.append(f"{quality['task']} {quality['main_metric']} {quality['main']:.4f}")

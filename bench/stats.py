@@ -118,11 +118,9 @@ def outlier_steps(step_times: Sequence[float], mads: float = OUTLIER_MADS) -> di
     if len(step_times) < 3:
         return {"count": 0, "indices": [], "rule": rule}
     median = statistics.median(step_times)
-    mad = statistics.median(abs(t - median) for t in step_times) * MAD_SCALE
-    if mad == 0:
-        indices = [i for i, t in enumerate(step_times) if t != median]
-    else:
-        indices = [i for i, t in enumerate(step_times) if abs(t - median) > mads * mad]
+    # floor: identical steps (MAD 0) must not make a 0.1% wobble an outlier
+    mad = max(statistics.median(abs(t - median) for t in step_times) * MAD_SCALE, 1e-3 * abs(median))
+    indices = [i for i, t in enumerate(step_times) if abs(t - median) > mads * mad]
     return {"count": len(indices), "indices": indices, "rule": rule}
 
 
@@ -143,7 +141,8 @@ def combine_runs(run_step_times: Sequence[Sequence[float]], units_per_step: floa
     if se_between >= se_within:
         half, how = t95(n - 1) * se_between, f"between-run t interval of {n} runs' mean step times"
     else:
-        half, how = 1.96 * se_within, f"pooled within-run batch-means interval of {n} runs (wider than between-run)"
+        df = min(batch_count(w.n) for w in within if w is not None) - 1
+        half, how = t95(df) * se_within, f"pooled within-run batch-means interval of {n} runs (wider than between-run)"
     hi = units_per_step / (grand - half) if grand - half > 0 else math.inf
     return Estimate(units_per_step / grand, units_per_step / (grand + half), hi, n, how)
 

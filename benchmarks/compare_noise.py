@@ -2,7 +2,9 @@
 `python -m bench.run`, compares each rerun against the committed baseline with `python -m bench.compare`
 (default tolerances, as CI would), and prints the spread of every metric relative to the baseline (min,
 max, stdev) and the number of false alarms (reruns the gate calls a regression: nothing changed, so every
-one is false). On a shared CPU the timing noise is part of what this measures.
+one is false), beside what the tolerance alone and the tolerance with each side's own interval (no repeats'
+band) would have flagged, and how often a rerun's own 95% interval holds the baseline's mean. On a shared
+CPU the timing noise is part of what this measures.
 
     python benchmarks/compare_noise.py [--runs 10] [--method lora] [--repeats 1] [--baseline DIR]
                                        [--json out.json] [-- bench.run overrides]
@@ -92,6 +94,13 @@ def main() -> int:
                 # the same comparison with the tolerance alone (no repeats, no noise band)
                 bare = judge(metric, Measure(b.value), Measure(c.value), DEFAULT_TOLERANCE[metric.name])
                 row[f"{metric.name}_tolerance_only"] = bare.verdict
+                # tolerance + each side's own interval, no band: what a within-run interval alone would flag
+                own = judge(metric, Measure(b.value, None, 1, b.lo, b.hi), Measure(c.value, None, 1, c.lo, c.hi),
+                            DEFAULT_TOLERANCE[metric.name])
+                row[f"{metric.name}_intervals_no_band"] = own.verdict
+                row[f"{metric.name}_ci"] = [c.lo, c.hi]
+                row[f"{metric.name}_ci_covers_baseline"] = (c.lo is not None and c.hi is not None
+                                                             and c.lo <= b.value <= c.hi)
         rows.append(row)
         print(f"  run {i:2d}: steps/s {row.get('steps_per_s', 0):.3f} ({100 * row.get('steps_per_s_rel', 0):+.1f}%), "
               f"peak {row.get('peak_bytes', 0) / 1e9:.3f} GB ({100 * row.get('peak_bytes_rel', 0):+.1f}%), "
@@ -111,10 +120,17 @@ def main() -> int:
                   f"±{scale * DEFAULT_TOLERANCE[metric.name]:.1f}{unit}, limit applied ±{scale * min(limits):.1f}"
                   f"..{scale * max(limits):.1f}{unit}")
     bare = sum(any(r.get(f"{m.name}_tolerance_only") == "regressed" for m in METRICS) for r in rows)
+    no_band = sum(any(r.get(f"{m.name}_intervals_no_band") == "regressed" for m in METRICS) for r in rows)
+    covered = [r["steps_per_s_ci_covers_baseline"] for r in rows if "steps_per_s_ci_covers_baseline" in r]
     print(f"false alarms: {alarms} of {len(rows)} (default tolerances); with the tolerance alone (no noise band) "
-          f"{bare} of {len(rows)}; {time.perf_counter() - started:.0f} s in all")
+          f"{bare} of {len(rows)}; with the tolerance and each side's own interval but no band {no_band} of "
+          f"{len(rows)}; {time.perf_counter() - started:.0f} s in all")
+    if covered:
+        print(f"reruns whose own 95% interval of steps/s holds the baseline's mean: {sum(covered)} of {len(covered)} "
+              "(far below 95% = run-to-run drift the within-run interval cannot see)")
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": rows, "false_alarms": alarms, "baseline": str(baseline),
+                                               "false_alarms_intervals_no_band": no_band,
                                                "method": args.method, "repeats": args.repeats}, indent=1))
     return 0
 

@@ -36,8 +36,11 @@ def variant(record: dict, steps: float = 1.0, memory: float = 1.0, quality: floa
         stats = ((out.get("repeats") or {}).get("stats") or {}).get(name)
         if stats:
             stats["mean"] *= factor
-            if stdev is not None and name == "steps_per_s":
+            stats["ci95"] = [v * factor for v in stats["ci95"]]
+            if stdev is not None and name == "steps_per_s":  # the repeats' t interval with the new spread
                 stats["stdev"] = stdev
+                half = 4.303 * stdev / 3 ** 0.5
+                stats["ci95"] = [stats["mean"] - half, stats["mean"] + half]
     out.update(top)
     return out
 
@@ -230,10 +233,10 @@ def test_history_appends_once_per_run_and_the_trend_marks_the_regression(tmp_pat
     regressed_rows = [line for line in lora_table.splitlines() if "**regressed**" in line]
     assert len(regressed_rows) == 1 and "cccccccccc" in regressed_rows[0]
     assert "transformers 5.23.0 → 5.24.0" in regressed_rows[0]
-    assert "| lora/minilm/sst2 r8 | nvidia-h100-80gb-hbm3 | steps/s | 4 | 10 | 6.7 | -33.0% |" in out
+    assert "| lora/minilm/sst2 r8 | nvidia-h100-80gb-hbm3 | steps/s | 4 | 10 | 6.7 | -33.0%, no interval |" in out
     # the qlora cell's repeats (95% CI +-12% each) widen its limit to ~25%; the 34% step is still marked
     qlora_table = out.split("### qlora/tiny/synthetic r64 4-bit")[1]
-    assert "(-34.7%) **regressed** (limit ±24.6%)" in qlora_table
+    assert "(-34.7% ±13.5%) **regressed** (limit ±24.6%)" in qlora_table
 
 
 def test_history_through_the_gate_and_corrupt_history(tmp_path, capsys):
@@ -286,3 +289,30 @@ def test_cpu_cells_started_differently_are_flagged_as_not_comparable(tmp_path, c
         code, out, err = gate(base, cand, capsys=capsys)
         assert code == 0, err
         assert ("cell start exec vs fork: CPU peaks not comparable" in out) is flagged
+
+
+@pytest.mark.parametrize("half,verdict", [(0.01, "**regressed**"), (0.12, "ok")])
+def test_a_slowdown_beyond_the_tolerance_counts_only_when_established(tmp_path, capsys, half, verdict):
+    """Single runs, 10% slower (beyond the 5% tolerance): with +-1% within-run intervals the ratio's interval
+    excludes 1 (regressed); with +-12% it does not: shown with its ± and "n.s.", not flagged."""
+    def run(steps: float) -> dict:
+        record = variant(load(LORA), steps=steps)
+        rate = record["timing"]["steps_per_s"]
+        record["timing"]["steps_per_s_ci95"] = [rate * (1 - half), rate * (1 + half)]
+        return record
+
+    base, cand = side(tmp_path, "base", run(1.0), load(QLORA)), side(tmp_path, "cand", run(0.9), load(QLORA))
+    code, out, _ = gate(base, cand, capsys=capsys)
+    assert code == (1 if verdict == "**regressed**" else 0) and verdict_of(out, "lora/minilm/sst2 r8") == verdict
+    row = next(line for line in out.splitlines() if "| lora/minilm/sst2 r8 |" in line)
+    steps = row.split("|")[4]
+    assert steps.strip().startswith("10 → 9 (-10.0% ±") and ("n.s." in steps) is (verdict == "ok")
+
+
+def test_an_odd_interval_is_bad_input_naming_the_field(tmp_path, capsys):
+    record = load(LORA)
+    record["timing"]["steps_per_s_ci95"] = [11.0, 9.0]  # lo above hi
+    code, out, err = gate(str(BASELINE), side(tmp_path, "cand", record), capsys=capsys)
+    assert code == 2 and out == "" and "timing.steps_per_s_ci95 must be [lo, hi]" in err
+    record["timing"]["steps_per_s_ci95"] = [9.0, None]  # unbounded above: fine
+    assert gate(str(BASELINE), side(tmp_path, "ok", record), capsys=capsys)[0] == 0

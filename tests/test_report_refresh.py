@@ -67,7 +67,7 @@ def test_report_ranks_galore_by_its_amortised_speed(tmp_path):
     assert rec["steps_per_s_amortised"] == pytest.approx(20 / 25)
     speed = {row[0].text: [c.text for c in row[1:]] for row in tables.speed_matrix(group).rows}
     galore_cell = next(t for t in speed["llama2-7b"] if t.startswith("4.00"))
-    assert galore_cell == "4.00 (+100% vs LoRA); refresh amortised: 0.800 (\u221260%)"
+    assert galore_cell == "4.00 (vs LoRA +100%); refresh amortised: 0.800 (\u221260%)"
     refresh = tables.refresh_table(group)
     assert [c.text for c in refresh.rows[0]][2:8] == ["20", "20.0", "per-step", "4.00", "0.800", "\u221260%"]
     fastest = [text for _, items in findings(group) for text, _ in items if text.startswith("fastest")]

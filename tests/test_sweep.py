@@ -77,12 +77,22 @@ def test_confidence_interval_by_hand():
 
 
 def test_repeats_keep_every_run_and_their_spread(tmp_path):
+    from bench.stats import combine_runs
+
     code, out = bench_run("repeats=2", "experiment_name=rep", results=tmp_path)
     assert code == 0, out[-3000:]
     (record,) = records(tmp_path).values()
     rep = record["repeats"]
     assert rep["n"] == 2 and rep["succeeded"] == 2 and len(rep["runs"]) == 2
     speeds = [run["steps_per_s"] for run in rep["runs"]]
-    assert rep["stats"]["steps_per_s"]["mean"] == pytest.approx(sum(speeds) / 2)
+    assert [run["seed"] for run in rep["runs"]] == [0, 1]  # each repeat its own seed
+    assert all(len(run["step_times_s"]) == 2 for run in rep["runs"])  # enough to recompute every interval
+    steps = rep["stats"]["steps_per_s"]  # one estimate from both runs' step times (bench.stats.combine_runs)
+    combined = combine_runs([run["step_times_s"] for run in rep["runs"]])
+    assert steps["mean"] == pytest.approx(combined.value) and steps["method"] == combined.method
+    assert min(speeds) <= steps["mean"] <= max(speeds)
+    assert steps["ci95"][0] < steps["mean"] < (steps["ci95"][1] or float("inf"))
+    tokens = rep["stats"]["tokens_per_s"]
+    assert tokens["mean"] == pytest.approx(steps["mean"] * record["timing"]["tokens_per_step"])
     assert record["timing"]["steps_per_s"] in speeds  # the representative is a run that happened
     assert "2 repeats:" in out

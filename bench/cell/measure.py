@@ -74,7 +74,7 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
                             rss_interval_ms=cfg.rss_sample_interval_ms) if cfg.trackers else None)
     energy = EnergyMeter(memory.handle) if memory and device == "cuda" else None
     # timing always (without trackers, from the measured region's total time); each fills its record section
-    trackers = Trackers([x for x in (memory, TimingTracker(t.warmup_steps), energy) if x is not None])
+    trackers = Trackers([x for x in (memory, TimingTracker(t.warmup_steps, t.step_clock), energy) if x is not None])
     phase = trackers.phase
     torch.manual_seed(t.seed + cfg.repeat)  # each repeat its own initialisation, dropout and batches
     trackers.start()
@@ -106,7 +106,7 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
             record["data"] = {"train_examples": text_task.n_train_examples,
                               "train_features": text_task.n_train_features}
         loop = StepLoop(model, optimizer, batches, warmup_steps=t.warmup_steps, grad_accum=t.grad_accum,
-                        device=device, autocast_dtype=autocast, per_step_timing=cfg.trackers,
+                        device=device, autocast_dtype=autocast, per_step_timing=cfg.trackers, step_clock=t.step_clock,
                         on_measure_start=energy.resume if energy else None,
                         on_measure_end=energy.pause if energy else None)
         every = task.eval_every if text_task and task.eval_every else t.steps
@@ -122,6 +122,9 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
                     log.evaluate(text_task, model, loop.step, loop.train_seconds)
         if bar is not None:
             bar.close()
+        if t.until_ci and text_task is None:  # the measured window: on until the interval is narrow enough
+            with phase("train"):
+                loop.measure_until_ci(t.until_ci, t.max_measure_s, t.max_measure_steps)
         result = loop.result()
         record["losses"] = result.losses
         record["state_bytes"] = {"gradients": loop.gradient_bytes, "optimizer": optimizer_state_bytes(optimizer)}

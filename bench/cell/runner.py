@@ -84,6 +84,7 @@ def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
     from bench.cell import models
 
     device = models.resolve_device(cfg.device)
+    cfg.train.check_window(cfg.task.kind, cfg.trackers, device)  # before any work: bad input, no record
     world = distributed.start(cfg, device)
     try:
         return _run_cell(cfg, device, world)

@@ -1,19 +1,25 @@
-"""The training step loop. Warm-up steps run first and are left out of the rates; each step is timed with the
-device synchronised before the clock is read (warm-up steps apart, for the one-off costs they hold). With trackers off it is the bare loop: one sync and two
-clock reads around each run of measured steps, losses read once at the end.
+"""The training step loop. Warm-up steps run first and are left out of the rates; each step is timed
+(bench.trackers.timing.StepTimer: the device synchronised before the clock is read, or CUDA events with
+`train.step_clock=events`), warm-up steps apart for the one-off costs they hold. With trackers off it is
+the bare loop: one sync and two clock reads around each run of measured steps, losses read once at the end.
 
 A StepLoop can run in segments (train a while, evaluate, train on): the clocks cover only the training
-segments, so evaluation never counts as training time.
+segments, so evaluation never counts as training time. `measure_until_ci` runs on after the fixed steps
+until the steps/s interval is narrow enough or a cap is reached (the synthetic task only: a quality run
+trains a fixed number of steps).
 """
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import torch
 
+from bench import stats
+from bench.config import ConfigError
 from bench.trackers.timing import StepTimer
 
 
@@ -27,21 +33,32 @@ class TrainResult:
     train_seconds: float = 0.0  # all training segments, warm-up included (time-to-quality clock)
     measured_samples: int = 0
     measured_tokens: int = 0  # non-padding tokens (attention mask) of the measured steps
+    stop_reason: str = "fixed steps"  # why measuring stopped (measure_until_ci)
 
 
 def synchronizer(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
 
+def event_factory(device: str, step_clock: str) -> Callable[[], Any] | None:
+    """Timing-enabled CUDA events for step_clock=events (refused off CUDA before the cell starts)."""
+    if step_clock != "events":
+        return None
+    if device != "cuda":
+        raise ConfigError(f"train.step_clock=events needs CUDA (device is {device}); use train.step_clock=sync")
+    return lambda: torch.cuda.Event(enable_timing=True)
+
+
 class StepLoop:
     def __init__(self, model: torch.nn.Module, optimizer: Any, batches: Iterator[dict], *, warmup_steps: int,
                  grad_accum: int, device: str, autocast_dtype: torch.dtype | None, per_step_timing: bool = True,
-                 on_measure_start: Callable[[], None] | None = None,
+                 step_clock: str = "sync", on_measure_start: Callable[[], None] | None = None,
                  on_measure_end: Callable[[], None] | None = None) -> None:
         self.model, self.optimizer, self.batches = model, optimizer, batches
         self.warmup_steps, self.grad_accum = warmup_steps, grad_accum
         self.sync = synchronizer(device)
-        self.timer = StepTimer(self.sync) if per_step_timing else None
+        self.timer = StepTimer(self.sync, event_factory(device, step_clock)) if per_step_timing else None
+        self.stop_reason = "fixed steps"
         self.amp = (lambda: torch.autocast(device_type=device, dtype=autocast_dtype)) if autocast_dtype \
             else contextlib.nullcontext
         self.on_measure_start, self.on_measure_end = on_measure_start, on_measure_end
@@ -97,6 +114,8 @@ class StepLoop:
                 progress.update(1)
         self.sync()
         end = time.perf_counter()
+        if self.timer is not None:
+            self.timer.flush()  # events: read after the segment's one synchronize
         self.train_seconds += end - segment_start
         if measured_start is not None:
             self.measured_seconds += end - measured_start
@@ -109,7 +128,40 @@ class StepLoop:
                            warmup_step_times=list(self.timer.warmup_times) if self.timer else [],
                            measured_seconds=self.measured_seconds,
                            measured_steps=max(0, self.step - self.warmup_steps), train_seconds=self.train_seconds,
-                           measured_samples=self._samples, measured_tokens=int(self._tokens))
+                           measured_samples=self._samples, measured_tokens=int(self._tokens),
+                           stop_reason=self.stop_reason)
+
+    def measure_until_ci(self, target: float, max_seconds: float, max_steps: int) -> str:
+        """After the fixed steps: train on in chunks until the steps/s 95% interval's relative half-width is
+        at most `target`, or the measured time reaches `max_seconds`, or the measured steps `max_steps` (0: no
+        such cap). Chunks grow with the window (a quarter of it, at least 4 steps) and stop short of the time
+        cap. Sets and returns stop_reason."""
+        if target <= 0 or self.timer is None:
+            return self.stop_reason
+        while True:
+            times = self.timer.step_times
+            rate = stats.rate_interval(times)
+            width = rate.rel_half_width if rate is not None else None
+            got = f"±{width * 100:.1f}%" if width is not None and math.isfinite(width) else "no finite interval"
+            n = len(times)
+            if width is not None and width <= target:
+                self.stop_reason = f"ci target {target * 100:.1f}% met after {n} steps ({got})"
+                break
+            if max_steps and n >= max_steps:
+                self.stop_reason = f"step cap {max_steps} steps ({got}, target {target * 100:.1f}%)"
+                break
+            if max_seconds and self.measured_seconds >= max_seconds:
+                self.stop_reason = (f"time cap {max_seconds:g} s after {n} steps ({got}, "
+                                    f"target {target * 100:.1f}%)")
+                break
+            chunk = max(4, n // 4)
+            mean = sum(times) / n if n else 0.0
+            if max_seconds and mean > 0:
+                chunk = min(chunk, max(1, math.ceil((max_seconds - self.measured_seconds) / mean)))
+            if max_steps:
+                chunk = min(chunk, max_steps - n)
+            self.run(chunk)
+        return self.stop_reason
 
 
 def local_bytes(t: torch.Tensor) -> int:

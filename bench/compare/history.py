@@ -16,7 +16,8 @@ what a regression trend over commits needs.
 
 An entry: sha, dirty, date (the commit's date when given, else the run's first record's time), run (CI run
 id or the run's time), hardware, key (match key), cell, status, packages (the versions that cause
-regressions), metrics {name: {value, stdev, n}} in display units (bytes, steps/s, quality points).
+regressions), metrics {name: {value, stdev, n, ci95}} in display units (bytes, steps/s, quality points);
+ci95 [lo, hi] is the figure's 95% interval (verdict.measure), null where it has none.
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def entries_from_records(records: list[dict[str, Any]], sha: str | None = None, 
         for metric in METRICS:
             m = measure(record, metric)
             if m is not None:
-                metrics[metric.name] = {"value": m.value, "stdev": m.stdev, "n": m.n}
+                metrics[metric.name] = {"value": m.value, "stdev": m.stdev, "n": m.n,
+                                        "ci95": None if m.lo is None or m.hi is None else [m.lo, m.hi]}
         entries.append({
             "sha": sha or git.get("sha"), "dirty": git.get("dirty"),
             "date": date or first, "run": run or first, "hardware": hardware_id(record),
@@ -115,4 +117,6 @@ def entry_measure(entry: dict[str, Any], name: str) -> Measure | None:
     m = (entry.get("metrics") or {}).get(name)
     if not m or m.get("value") is None:
         return None
-    return Measure(float(m["value"]), m.get("stdev"), int(m.get("n") or 1))
+    ci = m.get("ci95")  # entries appended before intervals have none
+    lo, hi = (float(ci[0]), float(ci[1])) if isinstance(ci, list) and len(ci) == 2 else (None, None)
+    return Measure(float(m["value"]), m.get("stdev"), int(m.get("n") or 1), lo, hi)

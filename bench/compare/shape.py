@@ -14,6 +14,7 @@ from typing import Any
 from bench.compare.verdict import METRICS
 
 _MAPPING, _TEXT, _COUNT = "an object", "a string", "a whole number >= 1"
+_INTERVAL = "[lo, hi]: lo <= hi, numbers (hi null = unbounded)"
 
 
 def _kind_error(value: Any, kind: str) -> bool:
@@ -28,6 +29,12 @@ def _kind_error(value: Any, kind: str) -> bool:
         return not isinstance(value, bool)
     if kind == "a string or number":
         return isinstance(value, bool) or not isinstance(value, (str, int, float))
+    if kind == _INTERVAL:
+        if not isinstance(value, list) or len(value) != 2 or _kind_error(value[0], "a finite number"):
+            return True
+        hi = value[1]  # may be inf (JSON Infinity) or null: unbounded above
+        return value[0] is None or (hi is not None and (isinstance(hi, bool) or not isinstance(hi, (int, float))
+                                                        or math.isnan(hi) or hi < value[0]))
     number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
     if kind == _COUNT:
         return not (number and float(value).is_integer() and value >= 1)
@@ -61,7 +68,8 @@ RECORD_FIELDS = {
     **{f"{m.block}.{m.key}": "a finite number" for m in METRICS},
     **{f"repeats.stats.{m.name}": _MAPPING for m in METRICS},
     **{f"repeats.stats.{m.name}.{k}": kind for m in METRICS
-       for k, kind in (("mean", "a finite number"), ("stdev", "a number >= 0"), ("n", _COUNT))},
+       for k, kind in (("mean", "a finite number"), ("stdev", "a number >= 0"), ("n", _COUNT), ("ci95", _INTERVAL))},
+    "timing.steps_per_s_ci95": _INTERVAL,
 }
 ENTRY_FIELDS = {
     "key": _TEXT, "run": _TEXT, "date": _TEXT, "sha": _TEXT, "hardware": _TEXT, "cell": _TEXT,
@@ -80,7 +88,7 @@ def record_problem(record: dict[str, Any]) -> str | None:
 
 
 def entry_problem(entry: dict[str, Any]) -> str | None:
-    """The same for a history entry (history.py): its metrics are {name: {value, stdev, n}}."""
+    """The same for a history entry (history.py): its metrics are {name: {value, stdev, n, ci95}}."""
     problem = _problem(entry, ENTRY_FIELDS)
     if problem:
         return problem
@@ -88,4 +96,9 @@ def entry_problem(entry: dict[str, Any]) -> str | None:
         problem = problem or _problem({"metrics": {name: metric}}, {
             f"metrics.{name}": _MAPPING, f"metrics.{name}.value": "a finite number",
             f"metrics.{name}.stdev": "a number >= 0", f"metrics.{name}.n": _COUNT})
+        ci = metric.get("ci95") if isinstance(metric, dict) else None
+        if problem is None and ci is not None and not (
+                isinstance(ci, list) and len(ci) == 2 and not any(_kind_error(v, "a finite number") or v is None
+                                                                  for v in ci)):
+            problem = f"metrics.{name}.ci95 must be [lo, hi], two finite numbers (got {str(ci)[:40]})"
     return problem

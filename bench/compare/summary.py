@@ -9,6 +9,7 @@ from typing import Any
 from bench.compare.load import git_sha, packages
 from bench.compare.match import CellResult, Comparison
 from bench.compare.verdict import METRICS, Judgement, Measure, Metric, measure
+from bench.stats import Difference
 
 VERDICT_TEXT = {"regressed": "**regressed**", "missing": "missing", "new": "new", "improved": "improved",
                 "ok": "ok"}
@@ -24,8 +25,22 @@ def fmt_value(metric: Metric, m: Measure | None) -> str:
     return f"{m.value:.3g}"
 
 
-def fmt_change(metric: Metric, value: float) -> str:
-    return f"{value:+.1f} pt" if not metric.relative else f"{100 * value:+.1f}%"
+def fmt_change(metric: Metric, value: float, diff: Difference | None = None) -> str:
+    """'-10.0% ±1.3%' / '-2.0% ±4.1%, n.s.' / '+0.4 pt ±0.6, equivalent' / '-30.0% (-45.1%..-10.6%)' (a wide
+    ratio interval, lopsided: its range) / '+1.0%, no interval': the change, its 95% interval where it has one,
+    and its status when it is not established."""
+    text = f"{value:+.1f} pt" if not metric.relative else f"{100 * value:+.1f}%"
+    if diff is not None and diff.status == "no interval":
+        return text + ", no interval"
+    if diff is None or diff.lo is None or diff.hi is None:
+        return text
+    scale = 100 if metric.relative else 1
+    up, down = (diff.hi - diff.value) * scale, (diff.value - diff.lo) * scale
+    if metric.relative and max(up, down) >= 10 and max(up, down) > 1.25 * min(up, down):
+        text += f" ({(diff.lo - 1) * 100:+.1f}%..{(diff.hi - 1) * 100:+.1f}%)"  # lopsided: the range
+    elif max(up, down) >= 0.05:
+        text += f" ±{max(up, down):.1f}" + ("%" if metric.relative else "")
+    return text + ("" if diff.established else f", {diff.status}")
 
 
 def fmt_limit(metric: Metric, value: float) -> str:
@@ -37,7 +52,7 @@ def fmt_judgement(j: Judgement | None) -> str:
         return "–"
     text = f"{fmt_value(j.metric, j.base)} → {fmt_value(j.metric, j.cand)}"
     if j.change is not None and j.threshold is not None:
-        text += f" ({fmt_change(j.metric, j.change)}, limit {fmt_limit(j.metric, j.threshold)})"
+        text += f" ({fmt_change(j.metric, j.change, j.difference)}, limit {fmt_limit(j.metric, j.threshold)})"
     if j.verdict != "ok":
         text += f" {VERDICT_TEXT[j.verdict]}"
     return text
@@ -102,7 +117,11 @@ def side_line(name: str, path: str, records: list[dict[str, Any]], hardware: str
 def tolerance_line(tolerance: dict[str, float]) -> str:
     parts = [f"{m.label} {fmt_limit(m, tolerance[m.name])}" for m in METRICS]
     return (f"Flagged when a change is worse than both the tolerance ({', '.join(parts)}) and the noise band of "
-            "the repeats' 95% intervals; `limit` is the larger of the two.")
+            "the repeats' 95% intervals (`limit` is the larger of the two), and established: the 95% interval of "
+            "the change (± after it; from each side's interval: the repeats', else the run's own batch-means "
+            "interval of steps/s) excludes no change. n.s. = not established, within noise; a figure with no "
+            "interval (one CPU peak, one seed) is taken at face value. A within-run interval misses run-to-run "
+            "drift: the tolerance stays the floor.")
 
 
 def render(comparison: Comparison, base: list[dict[str, Any]], cand: list[dict[str, Any]], base_path: str,

@@ -66,7 +66,7 @@ def cell_table(runs: list[dict[str, Any]], tolerance: dict[str, float]) -> list[
             m, j = entry_measure(entry, metric.name), judged[metric.name][i]
             text = fmt_value(metric, m)
             if j is not None and j.change is not None:
-                text += f" ({fmt_change(metric, j.change)})"
+                text += f" ({fmt_change(metric, j.change, j.difference)})"
                 if j.verdict == "regressed":
                     text += f" **regressed** (limit {fmt_limit(metric, j.threshold or 0.0)})"
                 elif j.verdict == "improved":
@@ -92,7 +92,7 @@ def overview(groups: dict[tuple[str, str], list[dict[str, Any]]], tolerance: dic
                      if j is not None and j.verdict == "regressed"]
             lines.append(f"| {runs[-1].get('cell')} | {hardware} | {metric.label} | {len(values)} | "
                          f"{fmt_value(metric, first)} | {fmt_value(metric, last)} | "
-                         f"{fmt_change(metric, total.change or 0.0) if total else ''} | "
+                         f"{fmt_change(metric, total.change or 0.0, total.difference) if total else ''} | "
                          f"{sparkline([m.value for _, m in values])} | {', '.join(marks) or '–'} |")
     return lines
 
@@ -111,5 +111,6 @@ def render(entries: list[dict[str, Any]], source: str, tolerance: dict[str, floa
         lines += [f"### {runs_of_cell[-1].get('cell')} ({runs_of_cell[-1].get('hardware')})", ""]
         lines += cell_table(runs_of_cell, tolerance) + [""]
     lines.append("A run is marked when it is worse than the run before by more than both the tolerance and "
-                 "the noise band of the two runs' repeats (the gate's rule).")
+                 "the noise band of the two runs' repeats, and the change's 95% interval (±) excludes no change "
+                 "(the gate's rule; n.s. = within noise).")
     return "\n".join(lines) + "\n"

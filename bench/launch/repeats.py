@@ -1,40 +1,84 @@
-"""repeats=N: the same cell N times, each in a fresh process, kept in one record with mean, stdev and a
-95% confidence interval (Student's t) of every headline metric.
+"""repeats=N: the same cell N times, each in a fresh process with its own seed (train.seed + i), kept in one
+record with the spread of every headline metric and its 95% interval (bench.stats).
+
+The rates (steps/s, samples/s, tokens/s) are one estimate: bench.stats.combine_runs over the repeats' step
+times (each run's mean step time one draw; between-run spread and within-run batch-means noise combined,
+the larger one used), samples/s and tokens/s that estimate scaled by the samples and tokens of a step.
+Peak memory and the quality main metric: the t interval of the repeats' values (bench.stats.mean_interval).
 
 The record's own memory / timing / quality blocks are those of the median repeat by steps/s (a run that
-really happened, not an average); `repeats.runs` keeps every repeat's figures and `repeats.stats` the
-spread. bench.compare reads the intervals to tell noise from a regression.
+really happened, not an average); `repeats.runs` keeps every repeat's figures and step times (enough to
+recompute every interval), `repeats.stats` the spread. bench.compare and bench.report read the intervals.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import statistics
 from pathlib import Path
 from typing import Any
 
+from bench import stats as st
 from bench.config import RunConfig
-from bench.record import T95, CellIdentity, write_record
+from bench.record import CellIdentity, write_record
 
 HEADLINES = {"peak_bytes": ("memory", "peak_bytes"), "steps_per_s": ("timing", "steps_per_s"),
              "tokens_per_s": ("timing", "tokens_per_s"), "samples_per_s": ("timing", "samples_per_s"),
              "quality_main": ("quality", "main")}
+RATES = {"steps_per_s": None, "samples_per_s": "samples_per_step", "tokens_per_s": "tokens_per_step"}
+
+
+def entry(estimate: st.Estimate, values: list[float]) -> dict[str, Any]:
+    """A stats entry: the estimate (mean, ci95, method) with the repeats' own spread (n, stdev)."""
+    lo, hi = (estimate.lo, estimate.hi) if estimate.has_interval else (estimate.value, estimate.value)
+    return {"n": len(values), "mean": estimate.value,
+            "stdev": statistics.stdev(values) if len(values) > 1 else 0.0, "ci95": [lo, hi],
+            "rel_ci95_half_width": estimate.rel_half_width if estimate.has_interval else None,
+            "method": estimate.method}
 
 
 def interval(values: list[float]) -> dict[str, Any]:
-    n = len(values)
-    mean = statistics.fmean(values)
-    stdev = statistics.stdev(values) if n > 1 else 0.0
-    half = (T95[n - 2] if n - 1 <= len(T95) else 1.96) * stdev / math.sqrt(n) if n > 1 else 0.0
-    return {"n": n, "mean": mean, "stdev": stdev, "ci95": [mean - half, mean + half],
-            "rel_ci95_half_width": half / mean if mean else None}
+    """The t interval of the mean of independent values (peak bytes, quality per repeat)."""
+    return entry(st.mean_interval(values), values)
+
+
+def rate_stats(ok: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """steps/s, samples/s and tokens/s over successful repeats: one combined estimate, scaled per unit.
+    Without step times in every repeat (trackers off) the rates fall back to the t interval of their values."""
+    timings = [r.get("timing") or {} for r in ok]
+    out: dict[str, dict[str, Any]] = {}
+    if not timings or not all(t.get("steps_per_s") is not None for t in timings):
+        return out
+    combined = st.combine_runs([t.get("step_times_s") or [] for t in timings]) \
+        if all(t.get("step_times_s") for t in timings) else None
+    for name, per_step in RATES.items():
+        values = [float(t[name]) for t in timings if t.get(name) is not None]
+        if len(values) != len(timings):
+            continue
+        if combined is None:
+            out[name] = interval(values)
+            continue
+        factor = statistics.fmean(float(t[per_step]) for t in timings) if per_step else 1.0
+        out[name] = entry(combined.scaled(factor), values)
+    return out
 
 
 def headline(record: dict[str, Any]) -> dict[str, Any]:
     figures = {"status": record["status"], "wall_seconds": record.get("wall_seconds")}
     for name, (block, key) in HEADLINES.items():
         figures[name] = (record.get(block) or {}).get(key)
+    timing = record.get("timing") or {}
+    figures["steps_per_s_ci95"] = timing.get("steps_per_s_ci95")
+    figures["step_times_s"] = timing.get("step_times_s")
     return figures
+
+
+def repeat_stats(ok: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = rate_stats(ok)
+    for name in ("peak_bytes", "quality_main"):
+        values = [headline(r)[name] for r in ok]
+        if values and all(v is not None for v in values):
+            out[name] = interval([float(v) for v in values])
+    return {name: out[name] for name in HEADLINES if name in out}
 
 
 def run_repeats(cfg: RunConfig, pass_fd: int | None = None,
@@ -49,17 +93,12 @@ def run_repeats(cfg: RunConfig, pass_fd: int | None = None,
         records.append(record)
     runs = [{**headline(r), "seed": cfg.train.seed + i} for i, r in enumerate(records)]
     ok = [r for r in records if r["status"] == "success"]
-    stats = {}
-    for name in HEADLINES:
-        values = [headline(r)[name] for r in ok]
-        if values and all(v is not None for v in values):
-            stats[name] = interval([float(v) for v in values])
     if ok:
         ranked = sorted(ok, key=lambda r: (r.get("timing") or {}).get("steps_per_s") or 0.0)
         merged = dict(ranked[len(ranked) // 2])
     else:
         merged = dict(records[-1])
-    merged["repeats"] = {"n": cfg.repeats, "succeeded": len(ok), "runs": runs, "stats": stats,
+    merged["repeats"] = {"n": cfg.repeats, "succeeded": len(ok), "runs": runs, "stats": repeat_stats(ok),
                          "representative": "median repeat by steps/s"}
     if ok and len(ok) < len(records):
         failed = len(records) - len(ok)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from bench import methods
 from bench.record import HASH_EXCLUDED
@@ -28,6 +28,17 @@ class Group:
     title: str
     device: str  # cuda | cpu
     records: list[Rec] = field(default_factory=list)
+    _index: dict[str, dict[Any, list[Rec]]] = field(default_factory=dict, repr=False, compare=False)
+
+    def by(self, name: str, key: Callable[[Rec], Any]) -> dict[Any, list[Rec]]:
+        """The records grouped by key(rec), built once per name after the group is complete, so a table looks
+        its cells up in one pass over the records instead of one pass per cell."""
+        if name not in self._index:
+            out: dict[Any, list[Rec]] = defaultdict(list)
+            for rec in self.records:
+                out[key(rec)].append(rec)
+            self._index[name] = dict(out)
+        return self._index[name]
 
     @property
     def slug(self) -> str:
@@ -74,10 +85,28 @@ def method_sort_key(rec: Rec) -> tuple:
     return (order, method, -(rec["bits"] or 16), rec["rank"] or 0, str(rec["optimizer"]))
 
 
+_MODELS: list[tuple[list[Rec], int, dict[str, tuple[float, str | None]]]] = []  # the last few record lists
+
+
+def models_of(records: list[Rec]) -> dict[str, tuple[float, str | None]]:
+    """Per model: its smallest parameter total and its first nominal size, in one pass over `records`,
+    kept for the last few lists asked about (every table asks about each row's model: a pass per row would
+    make a report quadratic in its records)."""
+    for seen, length, index in _MODELS:
+        if seen is records and length == len(records):
+            return index
+    index: dict[str, tuple[float, str | None]] = {}
+    for r in records:
+        size, nominal = index.get(r["model"], (float("inf"), None))
+        index[r["model"]] = (min(size, r["params_total"] or float("inf")), nominal or r["model_nominal_size"])
+    _MODELS.insert(0, (records, len(records), index))  # holding the list keeps its id from being reused
+    del _MODELS[8:]
+    return index
+
+
 def model_params(records: list[Rec], model: str) -> float:
     """A model's size for ordering: the smallest total over its records (adapters add a little)."""
-    sizes = [r["params_total"] for r in records if r["model"] == model and r["params_total"]]
-    return min(sizes) if sizes else float("inf")
+    return models_of(records).get(model, (float("inf"), None))[0]
 
 
 def workload(rec: Rec) -> tuple:

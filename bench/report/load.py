@@ -2,7 +2,11 @@
 one warning line naming it; nothing here raises on bad record content.
 
 A flattened record (`Rec.flat`) holds the figures the report shows, in the record's own units (bytes,
-seconds, the metric's own scale), keyed as in `COLUMNS`; `records.csv` is these rows.
+seconds, the metric's own scale), keyed as in `COLUMNS`; `records.csv` is these rows. `Rec.est` holds the
+figures the report compares, each a bench.stats.Estimate with its 95% interval, read by the gate's own rule
+(bench.compare.verdict: rate, peak, quality), so the report and bench.compare judge a difference alike:
+every rate of a record from one statistic (the repeats' mean when it has repeats, else the run's own), and
+the interval of a record made before `timing.steps_per_s_ci95` computed from its `timing.step_times_s`.
 """
 from __future__ import annotations
 
@@ -12,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from bench import stats
+from bench.compare import verdict
 from bench.record import read_record, record_files
 from bench.report.refresh import refresh_figures
+from bench.stats import Estimate
 
 GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli")
 SQUAD_TASKS = ("squad", "squad_v2")
@@ -35,6 +42,11 @@ COLUMNS = (
     "refresh_every_steps", "refresh_seconds", "refresh_basis", "steps_per_s_amortised", "model_flops_per_step",
     "repeats_n", "repeats_succeeded", "peak_bytes_mean",
     "quality_metric", "quality_main", "quality_main_mean", "quality_score", "steps_to_target", "seconds_to_target",
+    # what the report shows (Rec.est): every rate of a row from one statistic, with its 95% interval
+    "rate_statistic", "rate_ci_method", "outlier_steps",
+    *(f"{r}_{k}" for r in verdict.RATES for k in ("value", "lo", "hi")),
+    "peak_bytes_lo", "peak_bytes_hi", "peak_interval", "quality_score_mean", "quality_score_lo", "quality_score_hi",
+    "quality_seeds",
     "energy_joules_per_step", "gpu_name", "gpu_memory_bytes", "gpu_driver", "gpu_cuda", "cpu_model",
     "cpu_cores", "host_memory_bytes", *(f"pkg_{p.replace('-', '_')}" for p in PACKAGES), "python",
     "git_sha", "git_dirty", "config_hash", "wall_seconds",
@@ -50,6 +62,7 @@ class Rec:
     path: Path
     raw: dict[str, Any]
     flat: dict[str, Any] = field(default_factory=dict)
+    est: dict[str, Estimate | None] = field(default_factory=dict)  # steps, samples, tokens, peak, quality
 
     def __getitem__(self, key: str) -> Any:
         return self.flat.get(key)
@@ -115,7 +128,8 @@ def load_records(dirs: list[str | Path], warn: Callable[[str], None] = warn_stde
             cell = raw.get("cell")
             if not isinstance(cell, dict) or not text(cell.get("method")) or not text(cell.get("model")):
                 raise ValueError(f"{path}: no cell.method / cell.model")
-            records.append(Rec(path, raw, flatten(raw, path)))
+            est = estimates(raw)
+            records.append(Rec(path, raw, flatten(raw, path, est), est))
         except Exception as exc:  # noqa: BLE001  a record the report can't read is skipped, never a crash
             message = (str(exc).splitlines() or [type(exc).__name__])[0].removeprefix(f"{path}: ")
             skipped.append(f"skipping {path}: {message}")
@@ -141,7 +155,39 @@ def quality_score(task: str | None, main: float | None) -> float | None:
     return main if task in SQUAD_TASKS else 100.0 * main
 
 
-def flatten(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+def estimates(raw: dict[str, Any]) -> dict[str, Estimate | None]:
+    """The figures a row shows and compares, with their 95% intervals (None where the record has none)."""
+    return {"steps": verdict.rate(raw, "steps_per_s"), "samples": verdict.rate(raw, "samples_per_s"),
+            "tokens": verdict.rate(raw, "tokens_per_s"), "peak": verdict.peak(raw), "quality": verdict.quality(raw)}
+
+
+def _outliers(timing: Any) -> int | None:
+    """Outlier steps of the run the timing block holds: the record's count, else counted from its step times."""
+    count = integer(get(timing, "outlier_steps", "count"))
+    times = get(timing, "step_times_s")
+    if count is None and isinstance(times, list) and times:
+        count = stats.outlier_steps(stats.finite(times))["count"]
+    return count
+
+
+def _shown(est: dict[str, Estimate | None], timing: Any) -> dict[str, Any]:
+    steps, peak, quality = est.get("steps"), est.get("peak"), est.get("quality")
+    out: dict[str, Any] = {
+        "rate_statistic": None if steps is None else (f"mean of {steps.n} repeats" if steps.method.startswith("mean of")
+                                                      else "one run"),
+        "rate_ci_method": None if steps is None else steps.method, "outlier_steps": _outliers(timing),
+        "peak_bytes_lo": peak.lo if peak else None, "peak_bytes_hi": peak.hi if peak else None,
+        "peak_interval": peak.method if peak else None, "quality_score_mean": quality.value if quality else None,
+        "quality_score_lo": quality.lo if quality else None, "quality_score_hi": quality.hi if quality else None,
+        "quality_seeds": quality.n if quality else None}
+    for name, key in zip(verdict.RATES, ("steps", "samples", "tokens")):
+        e = est.get(key)
+        out.update({f"{name}_value": e.value if e else None, f"{name}_lo": e.lo if e else None,
+                    f"{name}_hi": e.hi if e else None})
+    return out
+
+
+def flatten(raw: dict[str, Any], path: Path, est: dict[str, Estimate | None] | None = None) -> dict[str, Any]:
     cell, memory, timing, pre = raw.get("cell") or {}, raw.get("memory"), raw.get("timing"), raw.get("preflight")
     setup, params, env, quality = raw.get("setup"), raw.get("params"), raw.get("env"), raw.get("quality")
     stats = get(raw, "repeats", "stats") or {}
@@ -200,6 +246,6 @@ def flatten(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         **{f"pkg_{p.replace('-', '_')}": text(get(env, "packages", p)) for p in PACKAGES},
         "python": text(get(env, "python")), "git_sha": text(get(env, "git", "sha")),
         "git_dirty": get(env, "git", "dirty"), "config_hash": text(raw.get("config_hash")),
-        "wall_seconds": num(raw.get("wall_seconds")),
+        "wall_seconds": num(raw.get("wall_seconds")), **_shown(est if est is not None else estimates(raw), timing),
     }
     return {key: flat.get(key) for key in COLUMNS}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bench.estimate.gpus import for_device
 from bench.report.load import Rec
+from bench.stats import Estimate
 
 SIXTEEN_BIT = ("bfloat16", "float16")
 
@@ -17,11 +18,12 @@ def catalog_gpu(rec: Rec, gpus: list):
     return for_device(rec["gpu_name"] or "", gpus)
 
 
-def mfu(rec: Rec, gpus: list) -> float | None:
-    """Fraction of the GPU's dense 16-bit peak the cell's model FLOPs reached."""
-    flops, steps = rec["model_flops_per_step"], rec["steps_per_s"]
+def mfu(rec: Rec, gpus: list) -> Estimate | None:
+    """Fraction of the GPU's dense 16-bit peak the cell's model FLOPs reached, from the row's steps/s estimate
+    (the repeats' mean or the one run, with its interval), so MFU and steps/s never mix statistics."""
+    flops, steps = rec["model_flops_per_step"], rec.est.get("steps")
     gpu = catalog_gpu(rec, gpus)
-    if not rec.ok or not flops or not steps or gpu is None or rec["compute_dtype"] not in SIXTEEN_BIT:
+    if not rec.ok or not flops or steps is None or gpu is None or rec["compute_dtype"] not in SIXTEEN_BIT:
         return None
     peak = gpu.peak_tflops(2)
-    return flops * steps / (peak * 1e12) if peak else None
+    return steps.scaled(flops / (peak * 1e12)) if peak else None

@@ -6,9 +6,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import stats
 from bench.report import figures, figures_quality, fit, quality_tables, tables
-from bench.report.cells import (Cell, Table, gb, long_run_steps_value, model_header, outcome, quality_text, sig,
-                                steps_text, steps_value)
+from bench.report.cells import (Cell, Table, gb_pm, long_run_speed, model_header, outcome, pm, quality_text, steps_text,
+                                steps_value)
 from bench.report.figures import Fig
 from bench.report.groups import Group, model_params, workload, workload_title
 from bench.report.load import PACKAGES, Rec
@@ -43,8 +44,36 @@ class Report:
     n_records: int
 
 
+def leader(what: str, recs: list[Rec], value, text, higher_is_better: bool, kind: str = "ratio",
+           missing: str = "1 run each, no interval") -> tuple[str, int | None] | None:
+    """'fastest: lora, 2.45 ±0.16 steps/s' only when its lead over every other is established (stats.best);
+    else the tie, or, where a tied figure has no interval at all, that no winner is named."""
+    est = {r["id"]: value(r) for r in recs}
+    est = {k: v for k, v in est.items() if v is not None}
+    if len(est) < 2:
+        return None
+    by_id = {r["id"]: r for r in recs}
+    top, tied = stats.best(est, higher_is_better, kind)  # type: ignore[arg-type]
+    if top is not None:
+        return f"{what}: {by_id[top]['label']}, {text(by_id[top])}", top
+    listed = ", ".join(f"{by_id[k]['label']} {text(by_id[k])}" for k in tied)
+    if any(not est[k].has_interval for k in tied):
+        return f"{what}: none named ({missing}): {listed}", None
+    if kind == "delta":  # quality: "comparable" is an equivalence verdict (the quality table's), not this
+        return f"{what}: none named (differences n.s., not established): {listed}", None
+    return f"{what}: tie (within noise): {listed}", None
+
+
+def _speed_text(r: Rec) -> str:
+    if r["steps_per_s_amortised"] is None:
+        return f"{steps_text(r)} steps/s"
+    return (f"{pm(long_run_speed(r))} steps/s with its projection refresh every {r['refresh_every_steps']} steps "
+            f"({steps_text(r)} between refreshes)")
+
+
 def findings(group: Group) -> list[tuple[str, list[tuple[str, int | None]]]]:
-    """Per model and workload: lowest memory, fastest, best quality, and what did not run."""
+    """Per model and workload: lowest memory, fastest, best quality (each named only when established, else
+    the tie), and what did not run."""
     cells: dict[tuple, list[Rec]] = defaultdict(list)
     for rec in group.records:
         cells[(rec["model"], workload(rec))].append(rec)
@@ -54,23 +83,17 @@ def findings(group: Group) -> list[tuple[str, list[tuple[str, int | None]]]]:
         items: list[tuple[str, int | None]] = []
         if len(ok) == 1:  # nothing to rank
             only = ok[0]
-            figures_ = [f"{gb(only['peak_bytes'])} GB" if only["peak_bytes"] else None,
+            figures_ = [f"{gb_pm(only.est.get('peak'))} GB" if only.est.get("peak") else None,
                         f"{steps_text(only)} steps/s" if steps_value(only) else None,
-                        quality_text(only) if only["quality_score"] is not None else None]
+                        quality_text(only) if only.est.get("quality") else None]
             items.append((f"one successful cell, {only['label']}: " + ", ".join(f for f in figures_ if f), only["id"]))
             ok = []
-        if (mem := [r for r in ok if r["peak_bytes"]]):
-            best = min(mem, key=lambda r: r["peak_bytes"])
-            items.append((f"lowest peak memory: {best['label']}, {gb(best['peak_bytes'])} GB", best["id"]))
-        if (fast := [r for r in ok if steps_value(r)]):  # GaLore ranked by its speed over a long run
-            best = max(fast, key=long_run_steps_value)
-            speed = (f"{sig(best['steps_per_s_amortised'])} steps/s with its projection refresh every "
-                     f"{best['refresh_every_steps']} steps ({steps_text(best)} between refreshes)"
-                     if best["steps_per_s_amortised"] is not None else f"{steps_text(best)} steps/s")
-            items.append((f"fastest: {best['label']}, {speed}", best["id"]))
-        if (scored := [r for r in ok if r["quality_score"] is not None]):
-            best = max(scored, key=lambda r: r["quality_score"])
-            items.append((f"best quality: {best['label']}, {quality_text(best)}", best["id"]))
+        found = [leader("lowest peak memory", ok, lambda r: r.est.get("peak"),
+                        lambda r: f"{gb_pm(r.est.get('peak'))} GB", higher_is_better=False),
+                 leader("fastest", ok, long_run_speed, _speed_text, higher_is_better=True),  # GaLore: long run
+                 leader("best quality", ok, lambda r: r.est.get("quality"), lambda r: quality_text(r, seeds=False),
+                        higher_is_better=True, kind="delta", missing="1 seed each, no interval")]
+        items += [f for f in found if f is not None]
         for r in recs:
             if not r.ok:
                 items.append((f"{r['label']}: {outcome(r)}", r["id"]))

@@ -13,13 +13,14 @@ from bench.report.load import load_records
 from bench.report.tables import per_method
 
 # Header prefixes of the per-method table shown in the terminal, in its order.
-KEEP = ("Method", "Model", "Status", "Peak memory", "Memory reduction", "Steps/s", "Speed vs LoRA", "Tokens/s",
-        "Trainable params", "Quality", "Record")
+KEEP = ("Method", "Model", "Status", "Peak memory", "Memory reduction", "Rates from", "Steps/s", "Speed vs LoRA",
+        "Tokens/s", "Trainable params", "Quality", "Record")
 # Shorter headers for a terminal; the direction arrows stay. What they mean: LEGEND (report.md has it in full).
 SHORT = {"Peak memory (GB)": "Peak GB", "Memory reduction vs full FT": "Memory vs full", "Trainable params (%)":
          "Trainable"}
 LEGEND = ("Memory vs full = 1 - peak / full fine-tuning's peak (+ = less memory); Speed vs LoRA = steps/s / "
-          "LoRA's - 1 (+ = faster); steps/s with repeats: mean \u00b1 95% CI half-width; #n: the record, listed "
+          "LoRA's - 1 (+ = faster); \u00b1 = 95% half-width: rates from the mean of N repeats or one run's "
+          "batch-means interval ('Rates from'); n.s. = a difference within noise (a tie); #n: the record, listed "
           "in report.md.")
 
 
