@@ -152,7 +152,7 @@ def annotate_preflight(preflight: dict[str, Any] | None, world: World | None, cf
 
 
 def refuses(world: World | None, preflight: dict[str, Any]) -> bool:
-    return not preflight["fits"] and not (world and world.parallel == "fsdp")
+    return preflight["fits"] is False and not (world and world.parallel == "fsdp")
 
 
 def agree(world: World | None, skip: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -7,7 +7,10 @@ overrides, where a comma list sweeps (every combination). The target is a CUDA G
   --blog               Method x model table shaped like the widely copied one (7B ... 8x22B columns)
   --json/--csv PATH    every number of every cell ('-': stdout); a new file or an earlier estimate's output
                        (anything else is refused, not overwritten); checked before any work
-  --calibrate PATH...  records or folders of records: predicted vs measured per component, error %
+  --calibrate PATH...  records or folders of records: predicted vs measured per component, error %; per record
+                       the headline peak and, for CUDA records, the peak with the runtime terms refitted
+                       without the record's model size (--json: `record`, `predicted_peak_bytes`,
+                       `measured_peak_bytes`, `error_pct`, `loo_predicted_peak_bytes`, `loo_error_pct`, ...)
   +experiment=NAME     an experiment's sweep (hydra.sweeper.params) is predicted cell by cell
 Bad input (an unknown key, option, flag or experiment; an output path that can't or mustn't be written):
 one line naming the key, flag or path, exit status 2, before any cell is built and with nothing written.
@@ -89,7 +92,11 @@ def parse(argv: list[str]) -> dict[str, Any]:
             i += 2
             continue
         if arg == "--calibrate":
-            paths = [a for a in argv[i + 1:] if not a.startswith("-") and "=" not in a]
+            paths = []
+            for a in argv[i + 1:]:  # up to the next option or override
+                if a.startswith("-") or "=" in a:
+                    break
+                paths.append(a)
             if not paths:
                 raise ConfigError("--calibrate needs record files or folders")
             opts["calibrate"] = paths
@@ -120,7 +127,8 @@ def run_cells(overrides: list[str], gpus: list) -> list[dict[str, Any]]:
     from bench.estimate.tables import cell_row
 
     overrides = sweep.with_sweeper_params(overrides)
-    validate_argv(overrides)
+    sweeps = any("," in o for o in overrides)  # comma lists sweep here (bench.run needs -m for that)
+    validate_argv(["-m", *overrides] if sweeps else overrides)
     combos = list(sweep.combinations(overrides))
     rows = []
     for combo in combos:
@@ -188,14 +196,22 @@ def main(argv: list[str] | None = None) -> None:
         catalog = load_catalog()
         gpus = resolve(opts["gpus"], catalog) if opts["gpus"] else list(catalog.values())
         if opts["calibrate"]:
-            from bench.estimate.calibrate import calibrate, calibration_table
+            from bench.estimate.calibrate import calibrate_records, calibration_table, peak_table
 
-            rows = calibrate(opts["calibrate"])
-            print(calibration_table(rows))
+            components, rows = calibrate_records(opts["calibrate"])  # --json/--csv: one summary per record
+            print(calibration_table(components))
+            print()
+            print(peak_table(rows))
         elif opts["blog"]:
+            from bench.estimate.tables import blog_assumptions
+
             table, rows, notes = run_blog(opts["overrides"], gpus)
             print(table)
-            print("\n".join(f"- {n}" for n in notes))
+            print("\nAssumptions (every cell):")
+            print("\n".join(f"- {a}" for a in blog_assumptions(rows)))
+            if notes:
+                print("\nNotes:")
+                print("\n".join(f"- {n}" for n in notes))
             print()
             print(gpu_fit_table(rows, gpus))
         else:

@@ -1,7 +1,10 @@
 """One cell's prediction: parameters, memory components, the peak and its runtime share, FLOPs.
 
 `predict(cfg, meta_model, compute, device)` works on the wrapped meta model bench.cell.runner.plan already has;
-`predict_cell(cfg, device, gpu)` builds that model itself (the CLI, the tables, the tests).
+`predict_cell(cfg, device, gpu)` builds that model itself (the CLI, the tables, the tests), once per model x
+method x precision in a process: what it reads off the model (`ModelFacts`: architecture, parameter inventory)
+does not depend on batch size, sequence length or accumulation, so a second shape of the same cell is
+arithmetic only (milliseconds).
 """
 from __future__ import annotations
 
@@ -88,6 +91,7 @@ def build_meta_model(cfg: RunConfig, compute: torch.dtype) -> torch.nn.Module:
         return method.wrap(base, cfg)
 
 
+
 def _cast_copies(inv: Inventory, cfg: RunConfig, compute_bytes: int) -> int:
     """Mixed precision under autocast: a 16-bit copy of every trained matmul weight, saved for backward."""
     if inv.terms is None or not inv.terms.fp32_master or compute_bytes >= 4:
@@ -96,11 +100,28 @@ def _cast_copies(inv: Inventory, cfg: RunConfig, compute_bytes: int) -> int:
                if r.trainable and len(r.shape) == 2 and "embed" not in r.name.split(".")[-2])
 
 
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a prediction reads off the wrapped meta model: the same for every batch size, sequence length and
+    accumulation of one model x method x precision."""
+    arch: Arch
+    inventory: Inventory
+    causal_lm: bool
+
+
+def model_facts(cfg: RunConfig, meta_model: torch.nn.Module) -> ModelFacts:
+    causal_lm = type(meta_model).__name__.endswith("ForCausalLM") or hasattr(meta_model, "lm_head")
+    return ModelFacts(arch_from_config(meta_model.config), build_inventory(cfg, meta_model), causal_lm)
+
+
 def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, device: str) -> Prediction:
+    return predict_from(cfg, model_facts(cfg, meta_model), compute, device)
+
+
+def predict_from(cfg: RunConfig, facts: ModelFacts, compute: torch.dtype, device: str) -> Prediction:
     m, t = cfg.method, cfg.train
     c = compute.itemsize
-    arch = arch_from_config(meta_model.config)
-    inv = build_inventory(cfg, meta_model)
+    arch, inv, causal_lm = facts.arch, facts.inventory, facts.causal_lm
     weights = weight_bytes(inv, bool(getattr(m, "double_quant", False)))
     grads, largest_grad = gradient_bytes(inv)
     optimizer = optimizer_bytes(inv, m.optimizer, device, inv.terms.projection_rank)
@@ -109,7 +130,6 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
     kernel = acts.attention_kernel(cfg, arch, flow, device)
     seq = sequence_length(cfg)
     dropout = float(getattr(m, "dropout", 0.0))
-    causal_lm = type(meta_model).__name__.endswith("ForCausalLM") or hasattr(meta_model, "lm_head")
     if arch.detailed:
         parts = acts.layer_bytes_per_token(arch, flow, inv, kernel, seq, dropout)
         head = acts.head_bytes_per_token(arch, flow) if causal_lm else arch.hidden * 4.0
@@ -130,7 +150,9 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
         grads, head_grad = fsdp.part(grads), head_grad + fsdp.layer_gradients
         optimizer.states, optimizer.projectors = fsdp.part(optimizer.states), fsdp.part(optimizer.projectors)
         optimizer.step_temporary = fsdp.part(optimizer.step_temporary)
-    peak_inputs = PeakInputs(weights=weights_total, optimizer_states=optimizer.states + optimizer.projectors,
+        optimizer.paged = fsdp.part(optimizer.paged)
+    device_states = optimizer.states - optimizer.paged  # paged states live in managed memory (states.py)
+    peak_inputs = PeakInputs(weights=weights_total, optimizer_states=device_states + optimizer.projectors,
                              optimizer_temporary=optimizer.step_temporary, gradients=grads,
                              largest_gradient=largest_grad, head_gradient=head_grad, activations=totals["peak"],
                              cast_copies=cast_copies, grad_accum=t.grad_accum,
@@ -139,12 +161,16 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
     largest_activation = t.batch_size * seq * max(arch.hidden, arch.intermediate) * 4
     n = fsdp.n if fsdp else 1
     small = small_tensor_bytes(peak, [int(r.numel * r.element_bytes) // n for r in inv.rows], largest_activation)
-    peak = add_runtime(peak, device, inv.terms, small)
+    dequantized = max((r.numel for r in inv.rows if r.kind == "quantized"), default=0) * (
+        weights_dtype_bytes(cfg) if m.base_bits < 16 else 0)  # bitsandbytes expands it to the compute dtype
+    peak = add_runtime(peak, device, inv.terms, small, optimizer=m.optimizer, base_bits=m.base_bits,
+                       dequantized_bytes=dequantized, paged_bytes=optimizer.paged)
     components = {"weights": weights_total, "gradients": grads, "optimizer_states": optimizer.states,
                   "galore_projectors": optimizer.projectors, "optimizer_step_temporary": optimizer.step_temporary,
                   "activations_peak": totals["peak"], "activations_saved": totals["saved"],
                   "loss_logit_gradients": totals["loss"],
-                  "backward_work": totals["work"], "cast_copies": cast_copies, **peak.runtime}
+                  "backward_work": totals["work"], "cast_copies": cast_copies, **peak.runtime,
+                  "paged_optimizer_states": optimizer.paged, "largest_dequantized_weight": dequantized}
     host_load = 0
     if m.base_bits == 8 and device == "cuda":  # LLM.int8 weights are quantised on their way from the host
         host_load = int(max((r.numel for r in inv.rows if r.kind == "quantized"), default=0)
@@ -167,14 +193,30 @@ def weights_dtype_bytes(cfg: RunConfig) -> int:
     return DTYPES[getattr(cfg.method, "compute_dtype", "bf16")].itemsize
 
 
-def predict_cell(cfg: RunConfig, device: str = "cuda", gpu: Gpu | None = None) -> Prediction:
-    """Build the meta model and predict; `device` is the target (no GPU needed to predict one)."""
-    import gc
+SHAPE_KEYS = ("batch_size", "seq_len", "grad_accum", "steps", "warmup_steps", "seed")  # don't change the model
+_FACTS: dict[str, ModelFacts] = {}  # this process's wrapped-model facts, by everything but SHAPE_KEYS
+_FACTS_MAX = 128
 
+
+def _facts_key(cfg: RunConfig, compute: torch.dtype) -> str:
+    import dataclasses
+    import json
+
+    raw = dataclasses.asdict(cfg)
+    for key in SHAPE_KEYS:
+        raw.get("train", {}).pop(key, None)
+    return json.dumps([raw, str(compute)], sort_keys=True, default=str)
+
+
+def predict_cell(cfg: RunConfig, device: str = "cuda", gpu: Gpu | None = None) -> Prediction:
+    """Build the meta model (once per model x method x precision in a process: another batch size, sequence
+    length or accumulation reuses its facts) and predict; `device` is the target (no GPU needed to predict one)."""
     compute = compute_dtype_for(cfg, device, gpu)
-    model = build_meta_model(cfg, compute)
-    try:
-        return predict(cfg, model, compute, device)
-    finally:
-        del model
-        gc.collect()
+    key = _facts_key(cfg, compute)
+    facts = _FACTS.get(key)
+    if facts is None:
+        facts = model_facts(cfg, build_meta_model(cfg, compute))  # the model itself is dropped here
+        if len(_FACTS) >= _FACTS_MAX:
+            _FACTS.clear()
+        _FACTS[key] = facts
+    return predict_from(cfg, facts, compute, device)

@@ -72,6 +72,14 @@ def estimate(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, 
     from bench.cell import progress
     from bench.estimate.throughput import matmul_dtype, predict_time
 
+    from bench.estimate.inventory import method_terms
+    from bench.methods.interface import ConfigError
+
+    try:
+        method_terms(cfg)
+    except ConfigError as exc:  # a method without estimator terms still runs, unchecked (methods/interface.py)
+        return {"fits": None, "reason": None, "device": device, "model": MODEL_NAME,
+                "notes": [f"{exc}: no memory or time check before this cell"]}
     with progress.phase("planning: estimating memory and time"):
         pred = predict(cfg, meta_model, compute, device)
         host = host_available_bytes()

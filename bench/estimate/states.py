@@ -11,7 +11,9 @@ Optimizers:
                      implementation (one extra buffer the size of every parameter of a dtype group: sqrt(v)),
                      CPU the single-tensor one (two buffers the size of the largest parameter)
   bitsandbytes       paged_adamw: 2 fp32 states; adamw8bit / paged_adamw8bit: 2 uint8 states + one fp32 absmax
-                     per 256 values each, for tensors of >= 4096 values (smaller ones: fp32); no temporaries
+                     per 256 values each, for tensors of >= 4096 values (smaller ones: fp32); no temporaries.
+                     Paged: a tensor of >= 1e5 values gets its states in CUDA managed memory (get_paged), which
+                     neither torch's allocator nor NVML's per-process figure counts; smaller ones stay on the device
   GaLore (galore-torch 1.0, proj_type std)  a projected m x n weight keeps its states on the projected
                      gradient, max(m, n) x r, and a projection matrix r x min(m, n) (param dtype; fp32 for
                      Adafactor); AdamW8bit: bitsandbytes 8-bit states on that shape; Adafactor (beta1 None):
@@ -31,6 +33,7 @@ QUANT_BLOCK = 64
 NESTED_BLOCK = 256
 OPT8_BLOCK = 256
 OPT8_MIN_VALUES = 4096
+PAGED_MIN_VALUES = 100_000  # bitsandbytes Optimizer8bit.get_state_buffer: p.numel() < 1e5 is not paged
 
 
 def quantised_bytes(row: ParamRow, double_quant: bool) -> tuple[int, int]:
@@ -79,7 +82,8 @@ def _bnb8_state(n: int, states: int) -> int:
 
 @dataclass
 class OptimizerBytes:
-    states: int = 0
+    states: int = 0  # all of them, paged ones included
+    paged: int = 0  # of which in CUDA managed memory (bitsandbytes paged optimizers on CUDA)
     projectors: int = 0  # GaLore projection matrices
     step_temporary: int = 0  # largest temporary of one optimizer step (peak, not a sum)
     detail: dict[str, Any] = field(default_factory=dict)
@@ -121,10 +125,11 @@ def optimizer_bytes(inv: Inventory, optimizer: str, device: str, rank: int | Non
         if galore_torch and optimizer == "adafactor":
             out.states += (r.shape[0] + n // r.shape[0]) * 4 if len(r.shape) >= 2 else n * 4
             out.step_temporary = max(out.step_temporary, n * 4 * (3 if e < 4 else 2))
-        elif optimizer in ("adamw8bit", "paged_adamw8bit"):
-            out.states += _bnb8_state(n, 2)
-        elif optimizer == "paged_adamw":
-            out.states += 2 * n * 4
+        elif optimizer in ("adamw8bit", "paged_adamw8bit", "paged_adamw"):
+            states = _bnb8_state(n, 2) if optimizer.endswith("8bit") else 2 * n * 4
+            out.states += states
+            if optimizer.startswith("paged") and device == "cuda" and n >= PAGED_MIN_VALUES:
+                out.paged += states
         else:  # torch AdamW (or galore-torch's AdamW on an unprojected tensor)
             out.states += 2 * n * e
             groups[e] = groups.get(e, 0) + n * e

@@ -112,6 +112,42 @@ def blog_table(grid: dict[tuple[str, int], dict[str, str]], columns: list[str]) 
     return markdown(["Method", "Bits"] + columns, body)
 
 
+def blog_assumptions(rows: list[dict[str, Any]]) -> list[str]:
+    """What every number of the blog table assumes, read off the predicted cells themselves."""
+    from bench.estimate.peak import CUDA_FIT
+
+    if not rows:
+        return []
+
+    def values(key: str) -> str:
+        return " / ".join(dict.fromkeys(str(r[key]) for r in rows))
+
+    optimizers = " / ".join(dict.fromkeys(f"{r['method']} {r['optimizer']}" for r in rows))
+    ckpt = {flag: ", ".join(dict.fromkeys(r["method"] for r in rows if r["checkpointing"] == flag))
+            for flag in (True, False)}
+    checkpointing = "; ".join(f"{'on' if flag else 'off'} for {methods}" for flag, methods in ckpt.items() if methods)
+    ctx = CUDA_FIT["context_bytes"]
+    slack = CUDA_FIT["allocator_bytes"]
+    return [
+        f"one {values('target').upper()} device holds the whole cell; compute {values('compute_dtype')} (Full (AMP): "
+        f"fp32 weights, gradients and AdamW states under bf16 autocast); synthetic tokens, batch "
+        f"{values('batch_size')} x {values('seq_len')} tokens, grad_accum {values('grad_accum')}; gradient "
+        f"checkpointing {checkpointing}; attention kernel {values('attention_kernel')} (by model and dtype)",
+        f"optimizers: {optimizers} (torch AdamW runs foreach on CUDA: one step temporary the size of all trained "
+        "parameters); QLoRA's paged AdamW keeps the states of tensors of >= 1e5 values in CUDA managed memory, "
+        "shown as paged_optimizer_states and left out of the peak (neither torch nor NVML's process figure "
+        "counts it)",
+        "runtime on top of the tensors: CUDA context by optimizer library ("
+        + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in ctx.items()) + ") and caching-allocator slack by regime ("
+        + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in slack.items())
+        + f", + {CUDA_FIT['allocator_per_dequantized_byte']:g} x the largest dequantised weight with a 4/8-bit "
+        f"base), fitted on {CUDA_FIT['source']} (bench.estimate.cuda_fit); at other batch sizes, sequence lengths "
+        "and GPUs the slack is carried over unmeasured",
+        "not modelled: other processes on the GPU, several GPUs or offload (every cell on one device), NCCL "
+        "buffers, workspaces beyond the fitted context, a text task's padding (synthetic tokens are always full)",
+    ]
+
+
 def to_json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, indent=1, default=str) + "\n"
 

@@ -157,7 +157,12 @@ def predict_time(cfg: RunConfig, flops: dict[str, Any], quantised_values: int, d
         load_s = 0.0 if cfg.model.pretrained else quantised_values / (make * QUANT_FRACTION)
         out.update(kbit_layer_flops_per_s=kbit, kbit_share=share, quantise_values_per_s=make)
         figure = f"{kbit / 1e9:.1f} GFLOP/s through a {cfg.method.base_bits}-bit layer, {figure}"
-    out.update(train_seconds=steps * step_s, load_seconds=load_s, predicted_seconds=steps * step_s + load_s)
+    train_s = steps * step_s
+    t = cfg.train
+    if t.until_ci:  # the measured window may run on, up to its caps (bench.cell.step_loop.measure_until_ci)
+        extra = [c for c in (t.max_measure_s, t.max_measure_steps * step_s) if c]
+        train_s += min(extra) if extra else 0.0
+    out.update(train_seconds=train_s, load_seconds=load_s, predicted_seconds=train_s + load_s)
     if limit and out["predicted_seconds"] > limit * 60:
         where = "this CPU" if device == "cpu" else source.split("(")[-1].rstrip(")")
         if device != "cpu":
