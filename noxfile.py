@@ -2,7 +2,9 @@
 
     nox -s tests     the default (CPU, fast) test suite
     nox -s slow      the opt-in slower CPU tests
-    nox -s bench     benchmarks: harness overhead (trackers on vs off), isolation cost (launcher vs bare loop)
+    nox -s bench     benchmarks: harness overhead (trackers on vs off), how a cell starts (exec / fork / bare
+                     loop), interval coverage (reruns of a tiny cell), GaLore's amortised speed, how
+                     report / compare / calibrate / estimate scale with records (benchmarks/scale.py)
     nox -s report    rebuild reports/<experiment>/ from every results/<experiment>/ that holds records
     nox -s regress   CPU regression gate: bench.compare's tests, then the ci_cpu sweep vs the committed baseline
     nox -s gpu       GPU gate as .github/workflows/gpu-bench.yml runs it: GPU tests, ci_gpu sweep vs baseline
@@ -38,7 +40,9 @@ def bench(session: nox.Session) -> None:
     _install(session)
     session.run("python", "benchmarks/overhead.py", *session.posargs, env=ENV)
     session.run("python", "benchmarks/isolation.py", env=ENV)
+    session.run("python", "benchmarks/coverage.py", env=ENV)
     session.run("python", "benchmarks/galore_refresh.py", env=ENV)
+    session.run("python", "benchmarks/scale.py", env=ENV)
 
 
 def _has_records(folder: Path) -> bool:

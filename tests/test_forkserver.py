@@ -26,6 +26,9 @@ def test_forked_cells_fail_as_records_like_exec_cells(tmp_path):
         key = "oom" if r["config"]["cell_memory_cap_gb"] else r["config"]["fault"]
         by_status[key] = r
     assert by_status["none"]["status"] == "success" and by_status["none"]["env"]["cell_start"] == "fork"
+    import torch  # a forked cell computes with the intra-op threads a freshly started process gets
+
+    assert by_status["none"]["env"]["torch_threads"] == torch.get_num_threads()
     assert len(by_status["none"]["timing"]["warmup_step_times_s"]) == 1
     assert by_status["oom"]["status"] == "oom" and by_status["oom"]["env"]["cell_start"] == "fork"
     assert by_status["raise"]["status"] == "failed" and "injected fault" in by_status["raise"]["error"]["message"]
