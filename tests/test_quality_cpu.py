@@ -91,3 +91,69 @@ def test_qlora_trains_after_an_evaluation(make_cfg):
     record, _ = run_cell(cfg)
     assert record["status"] == "success", record["error"]
     assert [p["step"] for p in record["quality"]["curve"]] == [0, 1, 2]
+
+
+# --- the quality table: seeds, intervals, verdicts, budgets (records made by hand; no torch work) ------------
+
+def _quality_records(tmp_path, specs):
+    """Records cloned from the report fixture: {method: (seed scores 0-1, steps, train examples)}."""
+    import json
+    import statistics
+
+    from bench.report.groups import build_groups
+    from bench.stats import mean_interval
+    from bench.report.load import load_records
+
+    base = json.loads((ROOT / "tests/fixtures/report/gpu-lab/lora-script-sst2-r16.json").read_text())
+    for method, (seeds, steps, examples) in specs.items():
+        rec = json.loads(json.dumps(base))
+        rec["cell"]["method"] = rec["config"]["method"]["name"] = method
+        rec["cell"]["model"] = "minilm"
+        rec["config"]["train"]["steps"], rec["data"] = steps, {"train_examples": examples}
+        rec["quality"]["main"] = rec["quality"]["final"]["dev"]["accuracy"] = seeds[0]
+        if len(seeds) > 1:  # as bench.launch.repeats writes them: each seed's score and their t interval
+            est = mean_interval(seeds)
+            stats = {"quality_main": {"n": len(seeds), "mean": est.value, "stdev": statistics.stdev(seeds),
+                                      "ci95": [est.lo, est.hi], "method": est.method}}
+            rec["repeats"] = {"n": len(seeds), "succeeded": len(seeds), "stats": stats,
+                              "runs": [{"status": "success", "seed": i, "quality_main": s}
+                                       for i, s in enumerate(seeds)]}
+        (tmp_path / f"{method}.json").write_text(json.dumps(rec))
+    (group,) = build_groups(load_records([tmp_path], warn=lambda m: None))
+    return group
+
+
+def _by_method(table):
+    return {row[0].text: [c.text for c in row] for row in table.rows}
+
+
+def test_quality_table_shows_seeds_mean_interval_and_verdicts(tmp_path):
+    from bench.report import quality_tables
+
+    group = _quality_records(tmp_path, {
+        "lora": ([0.800, 0.802, 0.804], 32, 1024),    # 80.2 +-0.5
+        "full": ([0.850, 0.860, 0.855], 32, 1024),    # +5.3 pts, established
+        "galore": ([0.801, 0.803, 0.805], 32, 1024),  # +0.1: interval inside +-1 point -> equivalent
+        "qlora": ([0.70, 0.90, 0.80], 32, 1024)})     # wide: contains zero, wider than +-1 -> n.s.
+    table = quality_tables.glue(group)
+    assert table.columns == ["Method", "SST-2 (acc)", "Average \u2191", "vs LoRA (average)"]
+    rows = _by_method(table)
+    assert rows["lora"][1] == "80.2 \u00b10.5 (80.0, 80.2, 80.4)" and rows["lora"][3] == "reference"
+    assert rows["full"][3].startswith("+5.3 \u00b1") and rows["full"][3].endswith(" pts")  # established: no word
+    assert rows["galore"][3].endswith("pts, equivalent")
+    assert rows["qlora"][3].endswith("pts, n.s.")
+    assert "Every cell's budget: 32 steps x 32 on 1,024 examples." in table.note
+    assert not any("Budgets differ" in f for f in table.footnotes)
+    assert "better" not in " ".join(" ".join(r) for r in rows.values())
+
+
+def test_quality_table_one_seed_has_no_interval_and_unequal_budgets_are_named(tmp_path):
+    from bench.report import quality_tables
+
+    group = _quality_records(tmp_path, {"lora": ([0.85], 500, 8000), "full": ([0.83], 125, 4000)})
+    table = quality_tables.glue(group)
+    rows = _by_method(table)
+    assert rows["full"][1] == "83.0" and rows["full"][3] == "-2.0 pts (no interval)"
+    notes = " ".join(table.footnotes)
+    assert "One seed per cell: no interval" in notes
+    assert "Budgets differ (full: 125 steps x 32 on 4,000 examples; lora: 500 steps x 32 on 8,000 examples)" in notes

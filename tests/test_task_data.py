@@ -201,6 +201,66 @@ def test_squad_errors(monkeypatch, tmp_path):
         load_squad("v2", "dev")
 
 
+# --- held-out split (choosing settings without the evaluation split) ------------------------------------------
+
+def _task(**kw):
+    from bench.config import TaskConfig
+
+    return TaskConfig(**{"name": "sst2", "kind": "glue", **kw})
+
+
+def test_holdout_is_disjoint_from_training_seeded_and_leaves_the_old_sample_alone():
+    from bench.tasks.quality import _limited, split_training
+
+    examples = [{"text_a": f"s{i}", "text_b": None, "label": i % 2} for i in range(200)]
+    train, held = split_training(examples, _task(holdout=30, train_limit=50, eval_split="holdout"), seed=7)
+    assert len(held) == 30 and len(train) == 50
+    assert not {e["text_a"] for e in held} & {e["text_a"] for e in train}
+    assert held != examples[:30]  # a seeded sample, not the file's head
+    again, held_again = split_training(examples, _task(holdout=30, train_limit=50), seed=7)
+    assert (again, held_again) == (train, held)  # eval_split does not change what is held out
+    assert split_training(examples, _task(holdout=30), seed=8)[1] != held
+    # without a holdout the training sample is exactly what it was before the option existed
+    assert split_training(examples, _task(train_limit=50), seed=7) == (_limited(examples, 50, 7), [])
+    # train_limit draws from what is left: it never changes which examples are held out
+    assert split_training(examples, _task(holdout=30), seed=7)[1] == held
+
+
+def test_squad_holdout_keeps_a_paragraphs_questions_together():
+    from bench.tasks.quality import split_training
+
+    examples = load_squad("v1", "dev", SQUAD_DIR)
+    train, held = split_training(examples, _task(name="squad", kind="squad", holdout=2), seed=0,
+                                 group=lambda e: e["context"])
+    assert len(held) >= 2 and len(train) + len(held) == len(examples)
+    assert not {e["context"] for e in held} & {e["context"] for e in train}
+
+
+def test_holdout_bad_input_names_the_key():
+    from bench.tasks.quality import split_training
+
+    with pytest.raises(ConfigError, match=r"^task\.holdout: 5 held-out examples leave none of the 3"):
+        split_training([{"text_a": str(i)} for i in range(3)], _task(holdout=5), seed=0)
+    with pytest.raises(ConfigError, match=r"^task\.eval_split=holdout needs task\.holdout > 0"):
+        _task(eval_split="holdout").validate()
+    with pytest.raises(ConfigError, match=r"^task\.eval_split must be one of dev, holdout \(got 'test'\)"):
+        _task(eval_split="test").validate()
+    with pytest.raises(ConfigError, match=r"^task\.holdout must be null, or > 0 on a text task"):
+        _task(name="synthetic", kind="synthetic", holdout=10).validate()
+    with pytest.raises(ConfigError, match=r"^task\.holdout must be null, or > 0"):
+        _task(holdout=0).validate()
+
+
+def test_holdout_needs_no_dev_file(tmp_path):
+    from bench.tasks import check_data
+
+    (tmp_path / "SST-2").mkdir()
+    (tmp_path / "SST-2" / "train.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t0\n")
+    check_data(_task(data_dir=str(tmp_path), holdout=1, eval_split="holdout"))  # dev.tsv absent: fine
+    with pytest.raises(ConfigError, match="dev.tsv not found"):
+        check_data(_task(data_dir=str(tmp_path), holdout=1))
+
+
 # --- features: classification --------------------------------------------------------------------------------
 
 PAIRS = [{"text_a": "A man is playing a flute.", "text_b": "Someone plays music.", "label": 1},

@@ -153,7 +153,7 @@ def run_isolated(cfg: RunConfig, pass_fd: int | None = None,
     group = is_multiprocess(cfg)
     interrupted = None
     try:
-        Path(config_file).write_text(json.dumps(cell.config))
+        Path(config_file).write_text(json.dumps({**cell.config, "repeat": cfg.repeat}))  # repeat: not in the hash
         forked = _run_forked(cfg, config_file, pass_fd) if cfg.cell_start == "fork" and not group else None
         code, timed_out = forked if forked is not None else _run_exec(cfg, config_file, pass_fd)
     except KeyboardInterrupt as exc:

@@ -62,6 +62,13 @@ def rate_stats(ok: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def seed_used(record: dict[str, Any], intended: int) -> int:
+    """The seed the repeat's process really ran with (its record's config), else the one it was given."""
+    config = record.get("config") or {}
+    seed = (config.get("train") or {}).get("seed")
+    return intended if seed is None else int(seed) + int(config.get("repeat") or 0)
+
+
 def headline(record: dict[str, Any]) -> dict[str, Any]:
     figures = {"status": record["status"], "wall_seconds": record.get("wall_seconds")}
     for name, (block, key) in HEADLINES.items():
@@ -91,7 +98,7 @@ def run_repeats(cfg: RunConfig, pass_fd: int | None = None,
     for index in range(cfg.repeats):  # repeat i seeds with train.seed + i (bench.config.RunConfig.repeat)
         record, path, _ = run_isolated(dataclasses.replace(cfg, repeat=index), pass_fd, cell)
         records.append(record)
-    runs = [{**headline(r), "seed": cfg.train.seed + i} for i, r in enumerate(records)]
+    runs = [{**headline(r), "seed": seed_used(r, cfg.train.seed + i)} for i, r in enumerate(records)]
     ok = [r for r in records if r["status"] == "success"]
     if ok:
         ranked = sorted(ok, key=lambda r: (r.get("timing") or {}).get("steps_per_s") or 0.0)

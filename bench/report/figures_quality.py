@@ -1,6 +1,8 @@
 """Quality figures of one hardware group: quality vs memory with the Pareto frontier, convergence curves
 (metric vs step and vs training seconds; the training loss where no record evaluated along the way), and
-the rank sweep (quality and memory vs rank)."""
+the rank sweep (quality and memory vs rank). A cell run with several seeds is drawn as the mean of its seeds
+with a 95% interval bar and each seed's score as a small mark (quality_tables.quality_estimate); its curve is
+the record's representative seed, the seeds' final scores marked at its last step."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -9,9 +11,24 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from bench.report.cells import GB
+from bench.report.figure_cells import cell_point, cells_of, left_out, median_interval, shown_labels
 from bench.report.figures import Fig, colors, draw, plain_ticks
 from bench.report.groups import Group, method_base, workload
 from bench.report.load import Rec, get, num, quality_score
+from bench.report.quality_tables import quality_estimate, seed_scores
+from bench.stats import Estimate
+
+MAX_CURVES = 16  # curves in the convergence figure: past this, the method labels with most records
+
+
+def _error_bar(ax, x: float, est: Estimate, seeds: list[float], color, label: str | None = None) -> None:
+    """The mean as a dot, its 95% interval as a bar, each seed as a small cross (one seed: a dot alone)."""
+    if est.has_interval:
+        ax.errorbar([x], [est.value], yerr=[[est.value - est.lo], [est.hi - est.value]], fmt="o", color=color,
+                    capsize=3, label=label)
+        ax.plot([x] * len(seeds), seeds, "x", ms=4, color=color, alpha=0.6)
+    else:
+        ax.plot(x, est.value, "o", color=color, label=label)
 
 
 def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -26,8 +43,10 @@ def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 def quality_vs_memory(group: Group, out_dir: Path) -> Fig:
     spec = Fig("quality-vs-memory", "Quality vs peak memory",
                "Each point a successful cell (#id). Up and to the left is better; the line joins the Pareto "
-               "frontier: cells that no other cell beats on both memory and quality.")
-    recs = [r for r in group.records if r.ok and r["quality_score"] is not None and r["peak_bytes"]]
+               "frontier: cells that no other cell beats on both memory and quality (on the seeds' means). A cell "
+               "with several seeds: the mean, a bar for its 95% interval, a cross per seed. Several records of one "
+               "method label and model (xN): their medians, the bar the median's interval, a cross per record.")
+    recs = [r for r in group.records if r.ok and quality_estimate(r) is not None and r["peak_bytes"]]
     tasks = sorted({r["task"] for r in recs})
     palette = colors(group)
 
@@ -37,11 +56,16 @@ def quality_vs_memory(group: Group, out_dir: Path) -> Fig:
         axes = fig.subplots(1, len(tasks[:4]), squeeze=False)[0]
         for ax, task in zip(axes, tasks[:4]):
             mine = [r for r in recs if r["task"] == task]
-            for r in mine:
-                ax.plot(r["peak_bytes"] / GB, r["quality_score"], "o", color=palette[r["label"]], label=r["label"])
-                ax.annotate(f"#{r['id']}", (r["peak_bytes"] / GB, r["quality_score"]), textcoords="offset points",
-                            xytext=(4, 3), fontsize=7)
-            front = pareto([(r["peak_bytes"] / GB, r["quality_score"]) for r in mine])
+            points = []  # one per (label, model): a record's own, or several records' medians
+            for cell in cells_of(mine, shown_labels(mine), lambda r: (r["label"], r["model"])).values():
+                est = cell_point([quality_estimate(r) for r in cell])
+                x = median_interval([r["peak_bytes"] / GB for r in cell])[0]
+                seeds = seed_scores(cell[0]) if len(cell) == 1 else [quality_estimate(r).value for r in cell]
+                _error_bar(ax, x, est, seeds, palette[cell[0]["label"]], cell[0]["label"])
+                ax.annotate(f"#{cell[0]['id']}" if len(cell) == 1 else f"x{len(cell)}", (x, est.value),
+                            textcoords="offset points", xytext=(4, 3), fontsize=7)
+                points.append((x, est.value))
+            front = pareto(points)
             if len(front) > 1:
                 ax.plot(*zip(*front), "-", color="grey", lw=1, zorder=0, label="Pareto frontier")
             ax.set_title(str(task), fontsize=9)
@@ -78,6 +102,19 @@ def _loss_curve(rec: Rec) -> list[tuple[float, float, float]]:
     return out
 
 
+def _median_curve(curves: list[list[tuple[float, float, float]]]) -> list[tuple[float, float, float]]:
+    """Several records' curves as one: at each step that at least half of them reached, the median of their
+    seconds and of their values (one curve: itself)."""
+    if len(curves) == 1:
+        return curves[0]
+    at: dict[float, list[tuple[float, float]]] = defaultdict(list)
+    for points in curves:
+        for step, seconds, value in points:
+            at[step].append((seconds, value))
+    return [(step, median_interval([s for s, _ in pts])[0], median_interval([v for _, v in pts])[0])
+            for step, pts in sorted(at.items()) if 2 * len(pts) >= len(curves)]
+
+
 def convergence(group: Group, out_dir: Path) -> Fig:
     curves = {r["id"]: _curve(r) for r in group.records if r.ok}
     curves = {k: v for k, v in curves.items() if len(v) > 1}
@@ -90,27 +127,39 @@ def convergence(group: Group, out_dir: Path) -> Fig:
                "steps are not timed). No record evaluated more than once (task.eval_every), so the training loss "
                "stands in for the evaluation score." if use_loss else
                "Evaluation score, 0-100 (higher is better), vs optimizer step and vs training seconds (evaluation "
-               "time excluded).")
-    spec = Fig("convergence", "Convergence", caption)
-    by_id = {r["id"]: r for r in group.records}
-    palette = colors(group)
+               "time excluded). A repeated cell's curve is its representative seed; at its last step the bar is "
+               "the seeds' mean with its 95% interval and the crosses each seed's final score.")
+    spec = Fig("convergence", "Convergence", caption + " Several records of one cell (method label, model, task) "
+               "are drawn as one curve, the median at each step, its final score's bar their median's interval.")
+    with_curve = [r for r in group.records if r["id"] in curves]
+    labels = shown_labels(with_curve, max_cells=MAX_CURVES)
+    cells = cells_of(with_curve, labels, lambda r: (labels.index(r["label"]), r["model"], str(r["task"])))
+    palette = colors(group, labels)
 
     def paint(fig: Figure) -> str | None:
         if not curves:
             return "no record with a curve (evaluate along the way with task.eval_every=N)"
         ax_step, ax_time = fig.subplots(1, 2)
-        for rid, points in curves.items():
-            rec = by_id[rid]
-            label = f"#{rid} {rec['label']} \u00b7 {rec['model']} \u00b7 {rec['task']}"
-            steps, seconds, values = zip(*points)
-            ax_step.plot(steps, values, "o-" if len(points) < 30 else "-", ms=3, color=palette[rec["label"]],
-                         label=label)
-            ax_time.plot(seconds, values, "o-" if len(points) < 30 else "-", ms=3, color=palette[rec["label"]])
+        for recs in sorted(cells.values(), key=lambda recs: recs[0]["id"]):
+            rec, color = recs[0], palette[recs[0]["label"]]
+            first = f"#{rec['id']} {rec['label']}" if len(recs) == 1 else f"{rec['label']}, {len(recs)} records"
+            steps, seconds, values = zip(*_median_curve([curves[r["id"]] for r in recs]))
+            style = "o-" if len(steps) < 30 else "-"
+            ax_step.plot(steps, values, style, ms=3, color=color, label=f"{first} \u00b7 {rec['model']} \u00b7 "
+                         f"{rec['task']}")
+            ax_time.plot(seconds, values, style, ms=3, color=color)
+            ests = [] if use_loss else [e for e in map(quality_estimate, recs) if e is not None]
+            est = cell_point(ests) if ests else None
+            seeds = seed_scores(rec) if len(recs) == 1 else [e.value for e in ests]
+            if est is not None and est.has_interval:
+                _error_bar(ax_step, steps[-1], est, seeds, color)
+                _error_bar(ax_time, seconds[-1], est, seeds, color)
         ax_step.set_xlabel("optimizer step")
         ax_time.set_xlabel("training seconds")
         for ax in (ax_step, ax_time):
             ax.set_ylabel(what)
         ax_step.legend(fontsize=7, loc="best")
+        left_out(ax_step, labels, with_curve)
         return None
 
     return draw(spec, out_dir, group, paint, (11, 4.2))
@@ -118,7 +167,8 @@ def convergence(group: Group, out_dir: Path) -> Fig:
 
 def rank_sweep(group: Group, out_dir: Path) -> Fig:
     spec = Fig("rank-sweep", "Rank sweep", "Quality (0-100, higher is better) and peak memory (GB, lower is "
-               "better) vs adapter / projection rank, per method, model and workload; successful cells only.")
+               "better) vs adapter / projection rank, per method, model and workload; successful cells only. Several "
+               "records at one rank: their median (quality: with its interval, as in the other figures).")
     series: dict[tuple, list[Rec]] = defaultdict(list)
     for r in group.records:
         if r.ok and r["rank"] is not None:
@@ -131,10 +181,19 @@ def rank_sweep(group: Group, out_dir: Path) -> Fig:
         ax_q, ax_m = fig.subplots(1, 2)
         for (base, model, wl), recs in series.items():
             name = f"{base} \u00b7 {model} \u00b7 {wl[0]}"
-            scored = [(r["rank"], r["quality_score"]) for r in recs if r["quality_score"] is not None]
+            by_rank: dict[int, list[Rec]] = defaultdict(list)  # several records at one rank: their median
+            for r in recs:
+                by_rank[r["rank"]].append(r)
+            scored = [(rank, [e for e in map(quality_estimate, rs) if e is not None], rs)
+                      for rank, rs in by_rank.items()]
+            scored = [(rank, cell_point(ests), seed_scores(rs[0]) if len(ests) == 1 else [e.value for e in ests])
+                      for rank, ests, rs in scored if ests]
             if scored:
-                ax_q.plot(*zip(*scored), "o-", label=name)
-            peaks = [(r["rank"], r["peak_bytes"] / GB) for r in recs if r["peak_bytes"]]
+                line, = ax_q.plot([x for x, _, _ in scored], [e.value for _, e, _ in scored], "o-", label=name)
+                for x, est, seeds in scored:
+                    _error_bar(ax_q, x, est, seeds, line.get_color())
+            peaks = [(rank, median_interval(ps)[0] / GB) for rank, rs in by_rank.items()
+                     if (ps := [float(r["peak_bytes"]) for r in rs if r["peak_bytes"]])]
             if peaks:
                 ax_m.plot(*zip(*peaks), "o-", label=name)
         for ax in (ax_q, ax_m):

@@ -1,10 +1,13 @@
 """report.html: one self-contained file (inline CSS, figures embedded as base64 PNG, no script, nothing
-fetched), readable offline. Every string that reaches the page goes through html.escape."""
+fetched), readable offline. Every string that reaches the page goes through html.escape. A table longer than
+COLLAPSE_ROWS is split by model (else in pages of PAGE_ROWS rows), each part a <details> element that opens
+on a click: every row is in the file and readable without a script, the first part open."""
 from __future__ import annotations
 
 import base64
 import html
 import re
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +38,10 @@ a.ref{font-size:10px;color:#57606a;text-decoration:none;margin-left:3px;vertical
 td.path{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
 ul.glance li{margin:2px 0}figure{margin:12px 0 20px}figure img{max-width:100%;border:1px solid #eaeef2}
 nav ul{margin:4px 0;padding-left:20px}.missing{color:#57606a}
+details{margin:4px 0}summary{cursor:pointer;color:#0969da;font-size:13px}
 """
+COLLAPSE_ROWS = 40
+PAGE_ROWS = 50
 _NUMERIC = re.compile(r"^[+\u2212\-]?[0-9.]+(\s|%|$)|^\(ref\.\)$|^est\. [0-9]")
 
 
@@ -43,7 +49,8 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def td(c: Cell, refs: bool, align: bool = True) -> str:
+def td(c: Cell, refs: bool, align: bool = True, row_ref: int | None = None) -> str:
+    """One cell; its record as a tooltip unless the row's tooltip already names it (row_ref)."""
     classes = [] if c.kind == "value" else [c.kind]
     if align and _NUMERIC.match(c.text):
         classes.append("num")
@@ -52,21 +59,56 @@ def td(c: Cell, refs: bool, align: bool = True) -> str:
     body = f'<a href="{esc(c.href)}">{esc(c.text)}</a>' if c.href else esc(c.text)
     if c.ref is not None and refs:
         body += f'<a class="ref" href="#rec-{c.ref}">#{c.ref}</a>'
-    title = f' title="record #{c.ref}"' if c.ref is not None else ""
+    title = f' title="record #{c.ref}"' if c.ref is not None and c.ref != row_ref else ""
     cls = f' class="{" ".join(classes)}"' if classes else ""
     return f"<td{cls}{title}>{body}</td>"
 
 
-def table(t: Table, heading: str = "h3", row_ids: bool = False) -> str:
-    head = "".join(f"<th>{esc(c)}</th>" for c in t.columns)
-    rows = []
+def row_groups(t: Table) -> list[tuple[str, list]]:
+    """The table's rows as (summary, rows) parts: one part, unnamed, when the table is short; else by the
+    Model column's value where there is one and it repeats, each part paged at PAGE_ROWS."""
+    n = len(t.rows)
+    if n <= COLLAPSE_ROWS:
+        return [("", t.rows)]
+    parts: dict[str, list] = {}
+    col = t.columns.index("Model") if "Model" in t.columns else None
     for row in t.rows:
-        rid = f' id="rec-{row[0].ref}"' if row_ids and row and row[0].ref is not None else ""
-        rows.append(f"<tr{rid}>" + "".join(td(c, t.cell_refs, t.align_numbers) for c in row) + "</tr>")
+        parts.setdefault(f"{t.columns[col]}: {row[col].text}" if col is not None else "", []).append(row)
+    if len(parts) > n // 2:  # nearly a part per row: pages instead
+        parts = {"": t.rows}
+    out = []
+    for name, rows in parts.items():
+        for i in range(0, len(rows), PAGE_ROWS):
+            page = f"rows {i + 1}\u2013{min(i + PAGE_ROWS, len(rows))} of {len(rows)}"
+            if name and len(rows) <= PAGE_ROWS:
+                page = f"{name} \u2014 {len(rows)} rows"
+            out.append((f"{name} ({page})" if name and len(rows) > PAGE_ROWS else page, rows[i:i + PAGE_ROWS]))
+    return out
+
+
+def table(t: Table, heading: str = "h3", row_ids: bool = False) -> str:
+    head = "<thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in t.columns) + "</tr></thead>"
+
+    def body(rows: list) -> str:
+        out = []
+        for row in rows:
+            rid = f' id="rec-{row[0].ref}"' if row_ids and row and row[0].ref is not None else ""
+            refs = Counter(c.ref for c in row if c.ref is not None)
+            # a table of one record per row (its Record column): that record named once, on the row
+            ref = refs.most_common(1)[0][0] if refs and not t.cell_refs else None
+            rid += f' title="record #{ref}"' if ref is not None else ""
+            out.append(f"<tr{rid}>" + "".join(td(c, t.cell_refs, t.align_numbers, ref) for c in row) + "</tr>")
+        return f'<div class="scroll"><table>{head}<tbody>{"".join(out)}</tbody></table></div>'
+
+    parts = row_groups(t)
+    if len(parts) == 1:
+        tables = body(parts[0][1])
+    else:
+        tables = (f'<p class="note">{len(t.rows)} rows in {len(parts)} parts; click a part to open it.</p>'
+                  + "".join(f'<details{" open" if i == 0 else ""}><summary>{esc(name)}</summary>'
+                            f"{body(rows)}</details>" for i, (name, rows) in enumerate(parts)))
     foot = "".join(f'<p class="note">{esc(f)}</p>' for f in t.footnotes)
-    return (f'<{heading} id="{esc(t.key)}">{esc(t.title)}</{heading}><p class="note">{esc(t.note)}</p>'
-            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
-            f"</div>{foot}")
+    return f'<{heading} id="{esc(t.key)}">{esc(t.title)}</{heading}><p class="note">{esc(t.note)}</p>{tables}{foot}'
 
 
 def figure(f, root: Path) -> str:

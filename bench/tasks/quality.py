@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from bench.config import RunConfig, TaskConfig
+from bench.config import ConfigError, RunConfig, TaskConfig
 from bench.tasks import check_data  # noqa: F401  (cell planning imports it from here)
 
 
@@ -48,6 +48,32 @@ def _cycle(features: list[dict], batch_size: int, collate: Callable, device: str
         for batch in iterate_batches(features, batch_size, collate, shuffle=True, seed=seed + epoch):
             yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         epoch += 1
+
+
+def split_training(examples: list[dict], task: TaskConfig, seed: int,
+                   group: Callable[[dict], Any] | None = None) -> tuple[list[dict], list[dict]]:
+    """(training examples, held-out examples). `task.holdout` examples of the training file are set aside
+    first, never trained on: a seeded sample of their own (a different stream from train_limit's), whole
+    groups at a time when `group` names one (SQuAD: a paragraph's questions stay together, so no context
+    is both trained on and scored). train_limit's seeded sample is then drawn from the rest."""
+    held: list[dict] = []
+    if task.holdout:
+        groups: dict[Any, list[dict]] = {}
+        for index, example in enumerate(examples):
+            groups.setdefault(group(example) if group else index, []).append(example)
+        order = list(groups)
+        random.Random(f"holdout:{seed}").shuffle(order)
+        taken = set()
+        for key in order:
+            if len(held) >= task.holdout:
+                break
+            held += groups[key]
+            taken.add(key)
+        if len(taken) == len(groups):
+            raise ConfigError(f"task.holdout: {task.holdout} held-out examples leave none of the "
+                              f"{len(examples)} in {task.name} {task.train_split} to train on")
+        examples = [e for key, members in groups.items() if key not in taken for e in members]
+    return _limited(examples, task.train_limit, seed), held
 
 
 def _limited(examples: list[dict], limit: int | None, seed: int) -> list[dict]:
@@ -91,11 +117,15 @@ def _prepare_glue(cfg: RunConfig, tokenizer: Any, device: str, autocast: torch.d
     task, seed = cfg.task, cfg.train.seed
     spec = glue_task(task.name)
     collate = make_collate(tokenizer)
-    train = _limited(load_glue(task.name, task.train_split, task.data_dir), task.train_limit, seed)
+    train, held = split_training(load_glue(task.name, task.train_split, task.data_dir), task, seed)
     train_features = tokenize_pairs(tokenizer, train, task.max_length)
-    dev = {split: load_glue(task.name, split, task.data_dir, limit=task.eval_limit) for split in spec.eval_splits}
+    if task.eval_split == "holdout":  # scored with the first dev split's metric (MNLI: matched)
+        metric_names, dev = {"holdout": spec.metrics[spec.eval_splits[0]]}, {"holdout": held}
+    else:
+        metric_names = spec.metrics
+        dev = {split: load_glue(task.name, split, task.data_dir, limit=task.eval_limit) for split in spec.eval_splits}
     dev_features = {split: tokenize_pairs(tokenizer, rows, task.max_length) for split, rows in dev.items()}
-    scorers = {split: metrics.load(spec.metrics[split]) for split in spec.eval_splits}
+    scorers = {split: metrics.load(name) for split, name in metric_names.items()}
 
     def evaluate(model: torch.nn.Module) -> dict[str, Any]:
         splits = {}
@@ -107,7 +137,7 @@ def _prepare_glue(cfg: RunConfig, tokenizer: Any, device: str, autocast: torch.d
                 losses.append(float(out.loss) * len(batch["labels"]))
             scores = scorers[split].compute(predictions=predictions, references=[f["labels"] for f in features])
             splits[split] = {**scores, "eval_loss": sum(losses) / len(features), "n": len(features)}
-        return _with_main(splits, {s: metrics.main_key(spec.metrics[s]) for s in splits})
+        return _with_main(splits, {s: metrics.main_key(metric_names[s]) for s in splits})
 
     return TextTask(_cycle(train_features, cfg.train.batch_size, collate, device, seed + cfg.repeat), evaluate,
                     metrics.main_key(spec.metrics[spec.eval_splits[0]]), len(train), len(train_features))
@@ -121,9 +151,11 @@ def _prepare_squad(cfg: RunConfig, tokenizer: Any, device: str, autocast: torch.
     task, seed = cfg.task, cfg.train.seed
     version = TASK_VERSIONS[task.name]
     collate = make_collate(tokenizer)
-    train = _limited(load_squad(version, task.train_split, task.data_dir), task.train_limit, seed)
+    train, held = split_training(load_squad(version, task.train_split, task.data_dir), task, seed,
+                                 group=lambda e: e["context"])
     train_features = qa_train_features(tokenizer, train, task.max_length, task.doc_stride)
-    dev = load_squad(version, "dev", task.data_dir, limit=task.eval_limit)
+    split = task.eval_split
+    dev = held if split == "holdout" else load_squad(version, "dev", task.data_dir, limit=task.eval_limit)
     dev_features = qa_eval_features(tokenizer, dev, task.max_length, task.doc_stride)
     scorer = metrics.load(task.name)
 
@@ -135,7 +167,7 @@ def _prepare_squad(cfg: RunConfig, tokenizer: Any, device: str, autocast: torch.
         predictions = postprocess_qa(dev, dev_features, starts, ends, version=version)
         scores = scorer.compute(predictions=predictions,
                                 references=[{"id": e["id"], "answers": e["answers"]} for e in dev])
-        return _with_main({"dev": {**scores, "n": len(dev)}}, {"dev": metrics.main_key(task.name)})
+        return _with_main({split: {**scores, "n": len(dev)}}, {split: metrics.main_key(task.name)})
 
     return TextTask(_cycle(train_features, cfg.train.batch_size, collate, device, seed + cfg.repeat), evaluate,
                     metrics.main_key(task.name), len(train), len(train_features))
@@ -164,6 +196,7 @@ class QualityLog:
                        None)
         final = self.curve[-1] if self.curve else None
         return {"task": self.task.name, "main_metric": self.main_metric, "higher_is_better": True,
+                "eval_split": self.task.eval_split,  # dev | holdout (held out of the training file)
                 "main": final["main"] if final else None, "final": final["splits"] if final else None,
                 "curve": self.curve, "target": self.task.target,
                 "steps_to_target": reached["step"] if reached else None,
