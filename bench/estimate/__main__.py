@@ -128,15 +128,15 @@ def run_cells(overrides: list[str], gpus: list) -> list[dict[str, Any]]:
 
     overrides = sweep.with_sweeper_params(overrides)
     sweeps = any("," in o for o in overrides)  # comma lists sweep here (bench.run needs -m for that)
-    validate_argv(["-m", *overrides] if sweeps else overrides)
-    combos = list(sweep.combinations(overrides))
+    # every combination composed once, the way the sweep would (bench.launch.grid: structural overrides
+    # composed once, value overrides applied to a copy): no Hydra compose per cell
+    cfgs = validate_argv(["-m", *overrides] if sweeps else overrides)
     rows = []
-    for combo in combos:
-        cfg = sweep.compose(combo)
+    for cfg in cfgs:
         try:
             pred = predict_cell(cfg, target_device(cfg), gpus[0] if len(gpus) == 1 else None)
         except ConfigError as exc:  # one bad combination of a sweep is a row; a single bad cell is exit 2
-            if len(combos) == 1:
+            if len(cfgs) == 1:
                 raise
             rows.append({"method": cfg.method.name, "model": cfg.model.name, "error": str(exc).splitlines()[0]})
             continue
@@ -151,14 +151,16 @@ def run_blog(overrides: list[str], gpus: list) -> tuple[str, list[dict[str, Any]
 
     grid: dict[tuple[str, int], dict[str, str]] = {}
     rows, notes = [], []
-    for entry in sweep.blog_cells(overrides):
+    entries = list(sweep.blog_cells(overrides))
+    composed = iter(sweep.compose_many([e["overrides"] for e in entries if "skip" not in e]))
+    for entry in entries:
         cells = grid.setdefault((entry["label"], entry["bits"]), {})
         if "skip" in entry:
             cells[entry["column"]] = "n/a"
             note = f"{entry['column']}: {entry['skip']}"
             notes += [note] if note not in notes else []
             continue
-        cfg = sweep.compose(entry["overrides"])
+        cfg = next(composed)
         mark = ""
         try:
             pred = predict_cell(cfg, target_device(cfg))

@@ -3,7 +3,6 @@ and the blog-shaped grid (fixed method rows x model columns, the user's other ov
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import TYPE_CHECKING, Any, Iterator
 
 from bench.config import METHOD_CLASSES, ConfigError, build_run_config
@@ -61,13 +60,6 @@ def with_sweeper_params(overrides: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in params.items() if k not in given] + overrides
 
 
-def combinations(overrides: list[str]) -> Iterator[list[str]]:
-    """Every combination of the sweep values, in command-line order (the last key varies fastest)."""
-    choices = split_sweeps(overrides)
-    for values in itertools.product(*(v for _, v in choices)):
-        yield [f"{key}={value}" for (key, _), value in zip(choices, values)]
-
-
 def compose(overrides: list[str]) -> RunConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -81,6 +73,21 @@ def compose(overrides: list[str]) -> RunConfig:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             raw = hydra_compose(config_name="config", overrides=overrides)
         return build_run_config(OmegaConf.to_container(raw, resolve=True))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise config_error(exc) from None
+
+
+def compose_many(combos: list[list[str]]) -> list[RunConfig]:
+    """compose() of many override lists at once (bench.launch.grid.compose_all: one Hydra compose per
+    distinct set of group choices, value overrides applied to a copy)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from bench.launch.cli import CONF_DIR
+    from bench.launch.grid import compose_all
+
+    try:
+        return [build_run_config(raw) for raw in compose_all(str(CONF_DIR), combos)]
     except (HydraException, OmegaConfBaseException) as exc:
         raise config_error(exc) from None
 

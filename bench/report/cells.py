@@ -236,7 +236,9 @@ RATES_NOTE = ("Rates (steps/s, tokens/s, MFU, speed vs LoRA) in a row come from 
               "from': 'mean of N' = the mean of the record's N repeats \u00b1 the repeats' 95% CI; '1 run' = the "
               "one run \u00b1 its batch-means 95% CI (contiguous batches of steps, so autocorrelated steps do "
               "not narrow it; computed from the record's per-step times where the record predates "
-              "timing.steps_per_s_ci95). Outlier steps: steps beyond 3 scaled MADs of the median step in the "
+              "timing.steps_per_s_ci95). A '1 run' interval covers that run's step-to-step noise, not run-to-run "
+              "drift: 10 reruns of a tiny CPU cell spread by a CV of 10% while their intervals held the median "
+              "in 5 of 10 (benchmarks/coverage.py), so rest a 'faster' on repeats=3 or more. Outlier steps: steps beyond 3 scaled MADs of the median step in the "
               "run the record's timing block holds, counted, never dropped. A difference reads '\u00b1' its 95% "
               "interval (the two sides' intervals combined on the log scale); 'n.s.' = the interval includes no "
               "change: within noise, a tie.")
