@@ -54,9 +54,10 @@ def test_cpu_estimator_refuses_a_method_without_terms(monkeypatch, capsys):
     message = "bench.estimate does not model method 'noestimate' (it gives no estimator terms)"
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         predict.predict_cell(cfg, "cpu")
-    from bench.estimate import __main__ as cli, sweep
+    from bench.estimate import __main__ as cli
+    from bench.launch import cli as launch_cli
 
-    monkeypatch.setattr(sweep, "compose", lambda overrides: cfg)
+    monkeypatch.setattr(launch_cli, "validate_argv", lambda argv: [cfg])  # the estimator's cells come from it
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["method=lora", "model=tiny", "device=cpu"])
     assert exit_info.value.code == 2
