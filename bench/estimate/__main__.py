@@ -130,7 +130,10 @@ def run_cells(overrides: list[str], gpus: list) -> list[dict[str, Any]]:
     sweeps = any("," in o for o in overrides)  # comma lists sweep here (bench.run needs -m for that)
     # every combination composed once, the way the sweep would (bench.launch.grid: structural overrides
     # composed once, value overrides applied to a copy): no Hydra compose per cell
+    sweep.split_sweeps(overrides)  # each override parses (bad input: one line naming it, exit 2)
     cfgs = validate_argv(["-m", *overrides] if sweeps else overrides)
+    if not cfgs:
+        raise ConfigError(f"no cell to estimate from {' '.join(overrides) or 'no overrides'}")
     rows = []
     for cfg in cfgs:
         try:
