@@ -141,32 +141,17 @@ def _build(cls: type, groups: list[dict], m: Any, extra: dict[str, Any]) -> Guar
 
 
 def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> Any:
-    from bench.methods.base import SteppedInBackward
+    from bench.methods.base import projected_optimizer
 
     m = cfg.method
     cls, extra = _optimizer_class(m.optimizer)
     projected = projected_params(model, cfg)
     galore_keys = {"rank": m.rank, "update_proj_gap": m.update_proj_gap, "scale": m.scale,
                    "proj_type": m.proj_type}
-    projected_ids = {id(p) for p in projected}
     print(f"bench: GaLore: the first step computes the projection of {len(projected)} matrices (one fp32 SVD "
           f"each; minutes at 7B and up), and again every {m.update_proj_gap} steps", file=sys.stderr, flush=True)
-    regular = [p for p in model.parameters() if p.requires_grad and id(p) not in projected_ids]
-    if not m.layerwise:
-        groups = [{"params": regular}, {"params": projected, **galore_keys}]
-        return _build(cls, groups, m, extra)
-    per_param: dict[torch.nn.Parameter, Any] = {}
-    for p in regular + projected:
-        group = {"params": [p], **(galore_keys if id(p) in projected_ids else {})}
-        per_param[p] = _build(cls, [group], m, extra)
-
-    def step_now(param: torch.nn.Parameter) -> None:
-        per_param[param].step()
-        per_param[param].zero_grad(set_to_none=True)
-
-    for p in per_param:
-        p.register_post_accumulate_grad_hook(step_now)
-    return SteppedInBackward(per_param)
+    return projected_optimizer(model, projected, galore_keys, lambda groups: _build(cls, groups, m, extra),
+                               m.layerwise)
 
 
 class Galore(Method):
