@@ -28,7 +28,8 @@ HASH_EXCLUDED = ("experiment_name", "results_dir", "trackers", "sample_interval_
 # A dotted key names a key of a config group ("train.until_ci": config["train"]["until_ci"]).
 HASH_DEFAULTS = {"nproc": 1, "parallel": "none", "train.until_ci": 0.0, "train.max_measure_s": 120.0,
                  "train.max_measure_steps": 0, "train.step_clock": "sync",
-                 "task.eval_split": "dev", "task.holdout": None}
+                 "task.eval_split": "dev", "task.holdout": None,
+                 "train.compile": False, "train.liger": False, "task.min_seq_len": 0, "task.packing": False}
 # A record's file name: labels cut to this many bytes, then the hash. With the hidden temp and lock files
 # written beside it (".<name>.<suffix>") it stays well under the usual 255-byte limit on a file name.
 STEM_LABEL_BYTES = 160
@@ -159,8 +160,9 @@ class RunRecord(TypedDict, total=False):
     data: dict[str, Any] | None
     state_bytes: dict[str, int | None] | None  # measured: gradients live before the last warm-up step's
     # optimizer step, and optimizer state tensors after training (bytes; None where not measured)
-    repeats: dict[str, Any]  # repeats > 1: n, succeeded, runs (each repeat's headline figures, seed and
-    # step times), stats (per metric: n, mean, stdev, ci95 [lo, hi], rel_ci95_half_width, method), representative
+    repeats: dict[str, Any]  # repeats > 1: n, succeeded, runs (each repeat's headline figures, seed,
+    # step times, quality curve and steps_to_target), stats (per metric: n, mean, stdev, ci95 [lo, hi],
+    # rel_ci95_half_width, method), representative
     distributed: DistributedInfo | None  # parallel=fsdp|ddp (torchrun): written by rank 0; memory is the
     # highest-peak rank's, timing rank 0's with every rank's samples and tokens; null for one process
 

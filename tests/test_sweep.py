@@ -76,6 +76,17 @@ def test_confidence_interval_by_hand():
     assert interval([5.0])["ci95"] == [5.0, 5.0]
 
 
+def test_each_repeat_keeps_its_own_quality_curve():
+    from bench.launch.repeats import headline
+
+    curve = [{"step": 0, "main": 0.5}, {"step": 8, "main": 0.7}, {"step": 16, "main": 0.8}]
+    record = {"status": "success", "quality": {"main": 0.8, "curve": curve, "target": 0.75, "steps_to_target": 16}}
+    run = headline(record)
+    assert run["quality_curve"] == [[0, 0.5], [8, 0.7], [16, 0.8]] and run["steps_to_target"] == 16
+    assert "quality_curve" not in headline({"status": "success", "quality": {"main": 0.8}})  # no curve, no key
+    assert "steps_to_target" not in headline({"status": "success", "quality": {"main": 0.8, "curve": curve}})
+
+
 def test_repeats_keep_every_run_and_their_spread(tmp_path):
     from bench.stats import combine_runs
 

@@ -7,8 +7,9 @@ the larger one used), samples/s and tokens/s that estimate scaled by the samples
 Peak memory and the quality main metric: the t interval of the repeats' values (bench.stats.mean_interval).
 
 The record's own memory / timing / quality blocks are those of the median repeat by steps/s (a run that
-really happened, not an average); `repeats.runs` keeps every repeat's figures and step times (enough to
-recompute every interval), `repeats.stats` the spread. bench.compare and bench.report read the intervals.
+really happened, not an average); `repeats.runs` keeps every repeat's figures, step times and quality
+curve [[step, main], ...] with its steps_to_target (enough to recompute every interval), `repeats.stats` the
+spread. bench.compare and bench.report read the intervals.
 """
 from __future__ import annotations
 
@@ -76,6 +77,11 @@ def headline(record: dict[str, Any]) -> dict[str, Any]:
     timing = record.get("timing") or {}
     figures["steps_per_s_ci95"] = timing.get("steps_per_s_ci95")
     figures["step_times_s"] = timing.get("step_times_s")
+    quality = record.get("quality") or {}
+    if quality.get("curve"):  # each seed's own curve: convergence bands and steps-to-target over seeds
+        figures["quality_curve"] = [[point.get("step"), point.get("main")] for point in quality["curve"]]
+    if quality.get("target") is not None:
+        figures["steps_to_target"] = quality.get("steps_to_target")
     return figures
 
 

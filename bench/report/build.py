@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from bench.report import outdir, render_html, render_md
+from bench.report import blocks, outdir, render_html, render_md
 from bench.report.cells import Cell
 from bench.report.groups import build_groups
 from bench.report.load import COLUMNS, Rec, load_records, warn_stderr
@@ -68,6 +68,7 @@ def build(dirs: list[str | Path], out: str | Path | None = None, warn: Callable[
     try:
         sections = [build_section(g, tmp / "figures") for g in groups]
         report = assemble(dirs, records, sections, skipped, final)
+        report.blocks = blocks.build_blocks(records)
         write_csv(records, tmp / "records.csv")
         (tmp / "report.md").write_text(render_md.render(report, tmp), encoding="utf-8")
         (tmp / "report.html").write_text(render_html.render(report, tmp), encoding="utf-8")

@@ -15,7 +15,7 @@ from bench.report.cells import Cell, Table
 from bench.report.render_md import LEGEND
 
 if TYPE_CHECKING:
-    from bench.report.sections import Report, Section
+    from bench.report.sections import Block, Report, Section
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1f24;margin:0;background:#fff}
@@ -140,14 +140,21 @@ def section(s: Section, root: Path, anchor: str) -> str:
     return "\n".join(parts)
 
 
+def block(b: Block) -> str:
+    parts = [f'<h2 id="{esc(b.key)}">{esc(b.title)}</h2>'] + [f"<p>{esc(p)}</p>" for p in b.intro]
+    parts += [table(t) for t in b.tables] + [f'<p class="note">{esc(n)}</p>' for n in b.notes]
+    return "\n".join(parts)
+
+
 def render(report: Report, root: Path) -> str:
     anchors = [f"group-{i + 1}" for i in range(len(report.sections))]
-    nav = "".join(f'<li><a href="#{a}">{esc(s.group.title)}</a></li>' for a, s in zip(anchors, report.sections))
+    nav = "".join(f'<li><a href="#{esc(b.key)}">{esc(b.title)}</a></li>' for b in report.blocks)
+    nav += "".join(f'<li><a href="#{a}">{esc(s.group.title)}</a></li>' for a, s in zip(anchors, report.sections))
     skipped = ""
     if report.skipped_files:
         items = "".join(f"<li>{esc(w)}</li>" for w in report.skipped_files)
         skipped = f'<div class="warn"><strong>Skipped files</strong> (not usable records):<ul>{items}</ul></div>'
-    body = "\n".join(section(s, root, a) for a, s in zip(anchors, report.sections))
+    body = "\n".join([block(b) for b in report.blocks] + [section(s, root, a) for a, s in zip(anchors, report.sections)])
     sources = ", ".join(esc(s) for s in report.sources)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

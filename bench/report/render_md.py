@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from bench.report.cells import Cell, Table
 
 if TYPE_CHECKING:
-    from bench.report.sections import Report, Section
+    from bench.report.sections import Block, Report, Section
 
 LEGEND = ("How to read: \u2193 lower is better, \u2191 higher is better; GB = 10^9 bytes; #n = the record behind "
           "a number (Records, at the end; the CSV has every field); est. = the preflight estimate stored in a record, "
@@ -77,6 +77,13 @@ def section(s: Section, root: Path, multi: bool) -> list[str]:
     return lines
 
 
+def block(b: Block) -> list[str]:
+    lines = [f"## {md(b.title)}", ""] + [f"{md(p)}\n" for p in b.intro]
+    for t in b.tables:
+        lines += table(t)
+    return lines + [f"{md(n)}\n" for n in b.notes]
+
+
 def render(report: Report, root: Path) -> str:
     multi = len(report.sections) > 1
     lines = [f"# {md(report.title)}", "",
@@ -87,6 +94,8 @@ def render(report: Report, root: Path) -> str:
         lines += ["**Skipped files** (not usable records):", ""] + [f"- {md(w)}" for w in report.skipped_files] + [""]
     if multi:
         lines += ["Hardware groups: " + "; ".join(md(s.group.title) for s in report.sections), ""]
+    for b in report.blocks:
+        lines += block(b)
     for s in report.sections:
         lines += section(s, root, multi)
     lines += table(report.records, "##")

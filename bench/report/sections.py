@@ -31,6 +31,18 @@ class Section:
 
 
 @dataclass
+class Block:
+    """A report-wide section, before the hardware groups (claims, what fits where, lever ablations): built by
+    one module under bench/report/blocks/ from all records; its tables may compare across hardware only in
+    the way its notes say."""
+    key: str
+    title: str
+    intro: list[str]
+    tables: list[Table]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Report:
     """The whole report before rendering. Here, beside Section, so the renderers read it without importing
     bench.report.build, which imports them."""
@@ -42,6 +54,7 @@ class Report:
     sections: list[Section]
     records: Table
     n_records: int
+    blocks: list[Block] = field(default_factory=list)
 
 
 def leader(what: str, recs: list[Rec], value, text, higher_is_better: bool, kind: str = "ratio",
