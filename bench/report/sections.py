@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import stats
-from bench.report import figures, figures_quality, fit, quality_tables, tables
+from bench.report import convergence, figures, figures_quality, fit, quality_tables, tables
 from bench.report.cells import (Cell, Table, gb_pm, long_run_speed, model_header, outcome, pm, quality_text, steps_text,
                                 steps_value)
 from bench.report.figures import Fig
@@ -159,7 +159,8 @@ def build_section(group: Group, fig_dir: Path) -> Section:
     group_tables = [tables.per_method(group), tables.memory_matrix(group), tables.speed_matrix(group)]
     if (refresh := tables.refresh_table(group)) is not None:
         group_tables.append(refresh)
-    quality = [t for t in (quality_tables.glue(group), quality_tables.squad(group)) if t is not None]
+    quality = [t for t in (quality_tables.glue(group), quality_tables.squad(group), convergence.table(group))
+               if t is not None]
     group_tables += quality
     notes = [] if quality else ["Quality: no record here trained on a GLUE or SQuAD task (synthetic tokens measure "
                                 "memory and speed only), so there is no quality table."]
