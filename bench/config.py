@@ -103,6 +103,12 @@ class TaskConfig:
     # (a seeded sample; SQuAD: whole paragraphs) are never trained on; eval_split=holdout scores them, not dev.
     eval_split: str = "dev"
     holdout: int | None = None
+    # Speed levers of the synthetic causal-LM task (docs/levers.md). min_seq_len > 0: each example's length is
+    # drawn from [min_seq_len, train.seq_len] and a batch is padded to its longest (0: every example is
+    # train.seq_len, no padding). packing: a step's examples concatenated into one padding-free row, position
+    # ids restarting per example (transformers builds the block-diagonal mask from them).
+    min_seq_len: int = 0
+    packing: bool = False
 
     def validate(self) -> None:
         if self.kind not in TASK_KINDS:
@@ -124,6 +130,12 @@ class TaskConfig:
         for key in ("train_limit", "eval_limit"):
             if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise ConfigError(f"task.{key} must be > 0 or null (got {getattr(self, key)})")
+        for key in ("min_seq_len", "packing"):
+            if getattr(self, key) and self.kind != "synthetic":
+                raise ConfigError(f"task.{key}: padded and packed examples are the synthetic causal-LM task's "
+                                  f"(got task.kind={self.kind}, whose head reads one token or span per row)")
+        if self.min_seq_len < 0:
+            raise ConfigError(f"task.min_seq_len must be >= 0 (got {self.min_seq_len})")
         if self.kind == "squad" and not 0 < self.doc_stride < self.max_length:
             raise ConfigError(f"task.doc_stride must be in (0, task.max_length) (got {self.doc_stride})")
 
@@ -145,6 +157,8 @@ class TrainConfig:
     max_measure_s: float = 120.0
     max_measure_steps: int = 0
     step_clock: str = "sync"  # sync: device sync + host clock per step | events: CUDA events, one sync per segment
+    compile: bool = False  # torch.compile each decoder layer (docs/levers.md)
+    liger: bool = False  # liger-kernel's fused kernels (RMSNorm, RoPE, SwiGLU, linear + cross-entropy); CUDA only
 
     def validate(self) -> None:
         for key in ("steps", "batch_size", "seq_len", "grad_accum"):
@@ -227,6 +241,7 @@ class RunConfig:
         self.task.validate()
         self.train.validate()
         self.train.check_window(self.task.kind, self.trackers, "cpu" if self.device == "cpu" else None)
+        check_levers(self, "cpu" if self.device == "cpu" else None)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda (got {self.device!r})")
         for key in ("sample_interval_ms", "rss_sample_interval_ms"):
@@ -281,6 +296,29 @@ class RunConfig:
         if self.parallel == "ddp" and getattr(self.method, "layerwise", False):
             raise ConfigError("parallel: galore's method.layerwise=true with ddp would step each parameter "
                               "inside backward, before DDP has averaged its gradient")
+
+
+FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+
+
+def check_levers(cfg: RunConfig, device: str | None) -> None:
+    """Speed levers that can't run here, refused before any work (`device`: the resolved device, None while
+    unknown; bench.cell.levers checks again once it is). Packages are looked up, never imported."""
+    import importlib.util
+
+    package = FLASH_PACKAGES.get(cfg.model.attn_implementation)
+    if package and importlib.util.find_spec(package) is None:
+        raise ConfigError(f"model.attn_implementation={cfg.model.attn_implementation} needs the {package} "
+                          f"package (not installed); use sdpa")
+    if package and device == "cpu":
+        raise ConfigError(f"model.attn_implementation={cfg.model.attn_implementation} needs CUDA (device is cpu)")
+    if cfg.train.liger and importlib.util.find_spec("liger_kernel") is None:
+        raise ConfigError("train.liger needs liger-kernel (pip install liger-kernel; CUDA only)")
+    if cfg.train.liger and device == "cpu":
+        raise ConfigError("train.liger: liger-kernel's Triton kernels need CUDA (device is cpu)")
+    if cfg.task.min_seq_len > cfg.train.seq_len:
+        raise ConfigError(f"task.min_seq_len must be <= train.seq_len={cfg.train.seq_len} "
+                          f"(got {cfg.task.min_seq_len})")
 
 
 MAX_CAP_GB = 1e9  # RLIMIT_AS takes bytes as a C long; 1e9 GB is far past any machine and far below the limit

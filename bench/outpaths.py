@@ -90,3 +90,26 @@ def check_writable_file(path: str | os.PathLike, key: str, *, parents: bool = Fa
 def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
     """Whether `path` is `folder` or below it, symlinks resolved."""
     return Path(path).resolve().is_relative_to(Path(folder).resolve())
+
+
+def write_text_atomic(text: str, dest: str) -> None:
+    """`text` to `dest`: '-' is stdout; a regular (or new) file gets a temporary file renamed over it, never
+    half a file; /dev/stdout or a named pipe is written in place."""
+    import sys
+
+    if dest == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(dest)
+    if path.exists() and not path.is_file():
+        path.write_text(text)
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.absolute().parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

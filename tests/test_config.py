@@ -1,5 +1,4 @@
 """Config composition and validation (CPU, no model built)."""
-import itertools
 
 import pytest
 

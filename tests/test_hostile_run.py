@@ -1,7 +1,6 @@
 """Hostile input to bench.run: every case is exit status 2, one stderr line naming the key or path, and no
 file created or changed anywhere under the test's folder (an earlier record included). Checks run before any
 model loads, so each case is a Hydra compose (sweeps with a target-module case also build on meta)."""
-import os
 import re
 import shlex
 from pathlib import Path
@@ -184,8 +183,8 @@ def test_sweep_with_a_bad_target_through_the_real_entry_point(tmp_path):
                           f"results_dir={tmp_path}", timeout=300)
     assert code == 2, out
     lines = out.strip().splitlines()
-    assert lines == [f"bench.run: error: method.target_modules=['nonexistent_proj'] matches no module of model "
-                     f"'tiny' (Llama-style names: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)"]
+    assert lines == ["bench.run: error: method.target_modules=['nonexistent_proj'] matches no module of model "
+                     "'tiny' (Llama-style names: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)"]
     assert not any(tmp_path.iterdir())
 
 

@@ -34,8 +34,8 @@ def test_cpu_registry_discovers_every_method_module_without_torch():
     code = ("import sys, bench.config as c; assert 'torch' not in sys.modules, 'torch imported';"
             "print(','.join(c.METHODS))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == ("full,lora,qlora,galore,adam_mini,apollo,apollo_mini,dora,loftq,loraplus,olora,pissa,q_galore,"
-                   "rslora")
+    assert out == ("full,lora,qlora,galore,adam_mini,apollo,apollo_mini,dora,hqq,loftq,loraplus,olora,pissa,q_galore,"
+                   "rslora,torchao_int8")
     for name in out.split(","):  # every method has a preset YAML whose `name:` selects it
         assert yaml.safe_load((CONF_DIR / "method" / f"{name}.yaml").read_text())["name"] == name
         assert methods.get(name).config.__name__.endswith("Config")

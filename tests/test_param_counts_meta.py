@@ -141,7 +141,7 @@ def test_count_through_bench_wrap_exactly_as_plan_calls_it():
     assert count_parameters(net)["trainable"] == net.get_nb_trainable_parameters()[0] == 4_194_304
 
 
-@pytest.mark.parametrize("method", ["lora", "qlora"])
+@pytest.mark.parametrize("method", ["lora"])  # qlora is refused on fused experts before its dropout is read
 def test_mixtral_all_linear_with_default_dropout(method):
     cfg = make_cfg("mixtral-8x7b", method=method, target_modules="all-linear", rank=8)
     assert cfg.method.dropout > 0  # the method's own default

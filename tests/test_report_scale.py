@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import figures, figures_quality
+from bench.report import blocks, figures, figures_quality
 from bench.report.build import build
 from bench.report.figure_cells import cell_point, median_interval, shown_labels
 from bench.report.groups import build_groups, method_base
@@ -47,7 +47,7 @@ def drawn(folder: Path, tmp_path: Path, monkeypatch) -> dict[str, int]:
 
     def fake_save(fig, out_dir, stem):
         captured[stem] = artists(fig)  # <hardware slug>-<figure name>: the same slug in both sets
-        return tmp_path / f"{stem}.png", tmp_path / f"{stem}.svg"
+        return tmp_path / f"{stem}.png"
 
     monkeypatch.setattr(figures, "save", fake_save)
     (group,) = build_groups(load_records([folder], warn=lambda m: None))
@@ -99,13 +99,34 @@ def test_figures_draw_no_more_at_1000_records_than_at_42(synthetic, tmp_path, mo
         assert count <= 3 * small[name], (name, count, small[name])
 
 
+def test_each_figure_is_drawn_once_in_the_one_format_shown(tmp_path, monkeypatch):
+    """One Figure.draw per PNG: no second pass for a tight bounding box, no SVG beside it."""
+    from matplotlib.figure import Figure
+
+    draws: list[int] = []
+    real = Figure.draw
+
+    def counting(fig, renderer):
+        draws.append(id(fig))
+        return real(fig, renderer)
+
+    monkeypatch.setattr(Figure, "draw", counting)
+    monkeypatch.setattr(blocks, "build_blocks", lambda records: [])  # report-wide tables, no figures
+    out = build([ROOT / "results" / "gpu-h100"], tmp_path / "report", warn=lambda m: None)
+    shown = sorted(p.name for p in (out / "figures").iterdir())
+    assert len(shown) >= 4 and all(name.endswith(".png") for name in shown)
+    assert len(draws) == len(set(draws)) == len(shown)
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == len(shown)
+
+
 def test_a_1000_record_report_is_one_small_self_contained_html(synthetic, tmp_path):
     out = build([synthetic[1000]], tmp_path / "report", warn=lambda m: None)
     html = (out / "report.html").read_text()
     assert (out / "report.html").stat().st_size < 2_000_000
     assert html.count("<details") >= 10  # long tables collapse by model and page, readable without a script
     assert html.count('<tr id="rec-') == 1000  # every record's row is still in the file
-    assert not re.search(r"<script|https?://|<link", html, re.I)
+    # nothing fetched or run: no script, no stylesheet link, no remote image or link (a cited URL as text is fine)
+    assert not re.search(r"<script|<link|(src|href)=\"https?://|url\(", html, re.I)
     assert html.count("data:image/png;base64,") == len(list((out / "figures").glob("*.png")))
     assert all(f.stat().st_size < 400_000 for f in (out / "figures").iterdir())
     assert figures_quality  # the quality figures draw from the same palette and draw()

@@ -97,7 +97,8 @@ def measure(cfg: RunConfig, device: str, planned: dict[str, Any], record: dict[s
         text_task, log = None, None
         if task.kind == "synthetic":
             seed = t.seed + cfg.repeat + distributed.rank(world)  # each rank (and repeat) its own batches
-            batches = synthetic.batches(vocab_size, t.batch_size, t.seq_len, device, seed)
+            batches = synthetic.batches(vocab_size, t.batch_size, t.seq_len, device, seed, task.min_seq_len,
+                                        task.packing)
         else:
             with phase("data"):  # tokenisation, before anything is timed
                 text_task = quality.prepare(cfg, models.load_tokenizer(cfg.model), device, autocast)

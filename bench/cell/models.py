@@ -112,7 +112,18 @@ def head_config(config: Any, head: str, num_labels: int | None = None, regressio
 def build_model(cfg: RunConfig, device: str, weights_dtype: torch.dtype, meta: bool = False,
                 head: str = "causal_lm", num_labels: int | None = None, regression: bool = False) -> torch.nn.Module:
     """The base model with its task head, before the method's adapters / freezing. Quantised when
-    method.base_bits < 16 (task heads stay unquantised)."""
+    method.base_bits < 16 (task heads stay unquantised). Off the meta device, with the speed levers
+    train.liger / train.compile applied (bench.cell.levers)."""
+    model = _build_base(cfg, device, weights_dtype, meta, head, num_labels, regression)
+    if meta:
+        return model
+    from bench.cell import levers
+
+    return levers.apply(model, cfg)
+
+
+def _build_base(cfg: RunConfig, device: str, weights_dtype: torch.dtype, meta: bool, head: str,
+                num_labels: int | None, regression: bool) -> torch.nn.Module:
     import transformers
 
     auto = getattr(transformers, HEADS[head])
@@ -127,7 +138,10 @@ def build_model(cfg: RunConfig, device: str, weights_dtype: torch.dtype, meta: b
     if mcfg.pretrained:
         kwargs = {**_pretrained_kwargs(mcfg), **common, "device_map": {"": device}}
         if bits < 16:
-            kwargs["quantization_config"] = bnb_config(cfg)
+            from bench import methods
+
+            own = getattr(methods.get(cfg.method.name), "hf_quantization_config", None)
+            kwargs["quantization_config"] = own(cfg) if own is not None else bnb_config(cfg)
         transformers.logging.set_verbosity_error()  # the load report lists the new head as "MISSING"
         transformers.logging.disable_progress_bar()  # (a bar on a pipe is noise; the phase line says enough)
         with progress.phase(f"loading {mcfg.name} from {mcfg.source}"):
@@ -210,7 +224,13 @@ def random_tensor(shape: torch.Size, dtype: torch.dtype, device: str, std: float
 
 def quantized_linear(child: torch.nn.Linear, cfg: RunConfig, device: str, std: float) -> torch.nn.Module:
     """A bitsandbytes Linear4bit / Linear8bitLt on `device` in place of a (meta) nn.Linear, its random 16-bit
-    weight made and quantised at once (bench.estimate.throughput times this same call)."""
+    weight made and quantised at once (bench.estimate.throughput times this same call). A method with its own
+    quantised layer (HQQ, torchao: `quantized_linear` on the method) makes it instead."""
+    from bench import methods
+
+    own = getattr(methods.get(cfg.method.name), "quantized_linear", None)
+    if own is not None:
+        return own(child, cfg, device, std)
     bnb = import_bitsandbytes()
     m = cfg.method
     has_bias = child.bias is not None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import methods
-from bench.config import ConfigError, RunConfig
+from bench.config import RunConfig
 from bench.cell.measure import measure
 from bench.record import RunRecord, cell_identity, new_record, write_record
 
@@ -22,7 +22,7 @@ def plan(cfg: RunConfig, device: str) -> dict[str, Any]:
     """Build the wrapped model on the meta device: catches bad targets, counts parameters, estimates fit."""
     import torch
 
-    from bench.cell import models
+    from bench.cell import levers, models
     from bench.estimate.preflight import estimate as estimate_fit
     from bench.tasks.quality import check_data, task_head
     from bench.trackers.params import count_parameters
@@ -35,7 +35,7 @@ def plan(cfg: RunConfig, device: str) -> dict[str, Any]:
     try:
         return {"compute": compute, "weights_dtype": wdtype, "params": count_parameters(meta_model),
                 "preflight": estimate_fit(cfg, meta_model, compute, device),
-                "model": models.describe(cfg.model, meta_model.config)}
+                "model": models.describe(cfg.model, meta_model.config), "levers": levers.setup(cfg, meta_model.config)}
     finally:
         del meta_model
         gc.collect()
@@ -54,7 +54,7 @@ def setup(cfg: RunConfig, device: str, planned: dict[str, Any]) -> dict[str, Any
             "gradient_checkpointing": checkpointing, "batch_size": cfg.train.batch_size,
             "seq_len": cfg.train.seq_len, "grad_accum": cfg.train.grad_accum,
             "quantized_compute_dtype": getattr(cfg.method, "compute_dtype", None) if cfg.method.base_bits < 16
-            else None}
+            else None, **planned["levers"]}
 
 
 def gpu_busy_reason(cfg: RunConfig, device: str, cuda_index: int = 0) -> str | None:
@@ -80,11 +80,12 @@ def gpu_busy_reason(cfg: RunConfig, device: str, cuda_index: int = 0) -> str | N
 def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
     """Run the cell and write its record. With parallel=fsdp|ddp every rank runs this; only rank 0 writes
     (bench.cell.distributed), the other ranks return their own unwritten record."""
-    from bench.cell import distributed
+    from bench.cell import distributed, levers
     from bench.cell import models
 
     device = models.resolve_device(cfg.device)
     cfg.train.check_window(cfg.task.kind, cfg.trackers, device)  # before any work: bad input, no record
+    levers.check(cfg, device)
     world = distributed.start(cfg, device)
     try:
         return _run_cell(cfg, device, world)

@@ -66,7 +66,7 @@ class StepLoop:
         self._losses: list[torch.Tensor] = []
         self.measured_seconds = 0.0
         self.train_seconds = 0.0
-        self._samples = 0
+        self._samples: torch.Tensor | int = 0  # summed on the device, as the tokens
         self._tokens: torch.Tensor | int = 0  # summed on the device: no sync per step
         self.gradient_bytes: int | None = None  # read once, before the last warm-up step's optimizer step
 
@@ -76,7 +76,8 @@ class StepLoop:
             batch = next(self.batches)
             if measured:
                 ids = batch["input_ids"]
-                self._samples += ids.shape[0]
+                positions = batch.get("position_ids")  # a packed row: one example per position id 0
+                self._samples = self._samples + (ids.shape[0] if positions is None else (positions == 0).sum())
                 mask = batch.get("attention_mask")
                 self._tokens = self._tokens + (mask.sum() if mask is not None else ids.numel())
             with self.amp():
@@ -128,7 +129,7 @@ class StepLoop:
                            warmup_step_times=list(self.timer.warmup_times) if self.timer else [],
                            measured_seconds=self.measured_seconds,
                            measured_steps=max(0, self.step - self.warmup_steps), train_seconds=self.train_seconds,
-                           measured_samples=self._samples, measured_tokens=int(self._tokens),
+                           measured_samples=int(self._samples), measured_tokens=int(self._tokens),
                            stop_reason=self.stop_reason)
 
     def measure_until_ci(self, target: float, max_seconds: float, max_steps: int) -> str:

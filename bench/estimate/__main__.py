@@ -21,13 +21,12 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from bench.config import ConfigError
-from bench.outpaths import OutputPathError, check_writable_file
+from bench.outpaths import OutputPathError, check_writable_file, write_text_atomic
 
 PROG = "bench.estimate"
 
@@ -60,22 +59,7 @@ def check_outputs(opts: dict[str, Any]) -> None:
 
 
 def _write(text: str, dest: str) -> None:
-    if dest == "-":
-        sys.stdout.write(text)
-        return
-    path = Path(dest)
-    if not path.exists() or path.is_file():  # a temporary file renamed over it: never half a file
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.absolute().parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    else:  # /dev/stdout, a named pipe: written in place
-        path.write_text(text)
+    write_text_atomic(text, dest)
     print(f"{PROG}: wrote {dest}")
 
 
@@ -166,14 +150,20 @@ def run_blog(overrides: list[str], gpus: list) -> tuple[str, list[dict[str, Any]
         cfg = next(composed)
         mark = ""
         try:
-            pred = predict_cell(cfg, target_device(cfg))
-        except ConfigError as exc:
-            if "dropout must be 0" not in str(exc):
-                raise
-            cfg = sweep.compose(entry["overrides"] + ["method.dropout=0"])
-            pred, mark = predict_cell(cfg, target_device(cfg)), "*"
-            note = "*: peft can't apply dropout to fused MoE experts; predicted with method.dropout=0"
+            try:
+                pred = predict_cell(cfg, target_device(cfg))
+            except ConfigError as exc:
+                if "dropout must be 0" not in str(exc):
+                    raise
+                cfg = sweep.compose(entry["overrides"] + ["method.dropout=0"])
+                pred, mark = predict_cell(cfg, target_device(cfg)), "*"
+                note = "*: peft can't apply dropout to fused MoE experts; predicted with method.dropout=0"
+                notes += [note] if note not in notes else []
+        except ConfigError as exc:  # a combination the method refuses (QLoRA over fused experts): n/a, and why
+            cells[entry["column"]] = "n/a"
+            note = f"{entry['label']} {entry['bits']}-bit, {entry['column']}: {str(exc).splitlines()[0]}"
             notes += [note] if note not in notes else []
+            continue
         cells[entry["column"]] = f"{pred.peak_bytes / 1e9:.0f}GB{mark}"
         rows.append(cell_row(cfg, pred, gpus))
         for n in pred.notes:

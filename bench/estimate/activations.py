@@ -80,6 +80,10 @@ def attention_kernel(cfg: RunConfig, arch: Arch, flow: Flow, device: str) -> str
 
 def _adapter_modules(inv: Inventory, layer: int = 0) -> list[tuple[str, int, int]]:
     """(module role, in_features, rank) of every LoRA adapter on nn.Linear modules of one decoder layer."""
+    return inv.memo(("adapter_modules", layer), lambda: _find_adapter_modules(inv, layer))
+
+
+def _find_adapter_modules(inv: Inventory, layer: int) -> list[tuple[str, int, int]]:
     found = []
     pattern = re.compile(rf"\.layers\.{layer}\.(?:.*\.)?(\w+)\.lora_A\.[^.]+\.weight$")
     for r in inv.rows:
@@ -122,8 +126,8 @@ def layer_bytes_per_token(arch: Arch, flow: Flow, inv: Inventory, kernel: str, s
     else:  # fused kernels save rotated q and k, v, output and the fp32 logsumexp
         attn = (2 * arch.q_out + 2 * arch.kv_out) * f.act + arch.heads * 4
     parts["attention"] = float(attn)
-    experts_train = f.base_trainable or any(r.materialised and ".layers.0." in r.name and len(r.shape) == 3
-                                            for r in inv.rows)
+    experts_train = f.base_trainable or inv.memo("wrapped_experts", lambda: any(
+        r.materialised and ".layers.0." in r.name and len(r.shape) == 3 for r in inv.rows))
     if arch.experts:
         k = arch.active_experts
         parts["mlp"] = float(k * (3 * i + h) * f.act + arch.experts * 4
@@ -133,7 +137,7 @@ def layer_bytes_per_token(arch: Arch, flow: Flow, inv: Inventory, kernel: str, s
     if f.base_trainable:  # inputs of the trained q, k, v, gate, up (o and down reuse saved tensors)
         parts["linear_inputs"] = float(5 * h * f.act if f.autocast else 2 * h * f.norm_out)
     parts["lora"] = _adapter_bytes(inv, f, dropout)
-    extra = _method(inv).extra_layer_bytes(inv, f, dropout)
+    extra = inv.memo(("extra_layer_bytes", f, dropout), lambda: _method(inv).extra_layer_bytes(inv, f, dropout))
     if extra:
         parts[inv.method] = extra
     return parts
@@ -156,6 +160,10 @@ def first_layer_savings_per_token(arch: Arch, flow: Flow, inv: Inventory, dropou
 def materialised_bytes_per_layer(inv: Inventory) -> int:
     """peft ParamWrapper: W + BA of each wrapped 3-D expert tensor, built once per layer per forward, and the
     low-rank factors cast to W's dtype for it (a copy when W is 16-bit)."""
+    return inv.memo("materialised_bytes_per_layer", lambda: _materialised_bytes(inv))
+
+
+def _materialised_bytes(inv: Inventory) -> int:
     wrapped = [r for r in inv.rows if r.materialised and ".layers.0." in r.name and len(r.shape) == 3]
     total = sum(r.numel * int(r.element_bytes) for r in wrapped)
     if wrapped and wrapped[0].element_bytes < 4:
@@ -181,7 +189,8 @@ def backward_work_per_token(arch: Arch, flow: Flow) -> float:
 def dequantised_weight_bytes(inv: Inventory) -> int:
     """bitsandbytes multiplies a batch of tokens by a 4-bit weight by first expanding it to 16 bits: the
     largest quantised weight, at 2 bytes per value, is a transient of every forward and backward."""
-    return max((r.numel * 2 for r in inv.rows if r.kind == "quantized" and r.storage != "int8"), default=0)
+    return inv.memo("dequantised_weight_bytes", lambda: max(
+        (r.numel * 2 for r in inv.rows if r.kind == "quantized" and r.storage != "int8"), default=0))
 
 
 def coarse_layer_bytes_per_token(arch: Arch, flow: Flow) -> dict[str, float]:
@@ -198,12 +207,13 @@ def model_totals(arch: Arch, flow: Flow, inv: Inventory, parts: dict[str, float]
     checkpointing only layer inputs stay, and the head's backward and a layer's recompute are separate."""
     tokens = batch * seq
     per_layer = sum(parts.values())
-    fixed = materialised_bytes_per_layer(inv) + _method(inv).extra_fixed_bytes(inv, flow, dropout)
+    fixed = materialised_bytes_per_layer(inv) + inv.memo(("extra_fixed_bytes", flow, dropout),
+                                                         lambda: _method(inv).extra_fixed_bytes(inv, flow, dropout))
     head = tokens * head_per_token
     head += 2 * seq * arch.head_dim * flow.residual + tokens * 8  # rotary cos/sin tables, int64 labels
     loss = tokens * arch.vocab * 8 if causal_lm else 0
     work = (tokens * backward_work_per_token(arch, flow) + dequantised_weight_bytes(inv)
-            + _method(inv).transient_bytes(inv))
+            + inv.memo("transient_bytes", lambda: _method(inv).transient_bytes(inv)))
     if checkpointing:
         inputs = tokens * arch.layers * arch.hidden * flow.residual
         saved = inputs + tokens * per_layer + fixed + head

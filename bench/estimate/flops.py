@@ -36,24 +36,30 @@ def flops_per_step(cfg: RunConfig, arch: Arch, inv: Inventory, checkpointing: bo
     from bench import methods
 
     method = methods.get(cfg.method.name)
-    adapters = 0.0
-    for r in inv.rows:
-        if r.kind == "adapter" and r.trainable:
-            share = arch.active_experts / arch.experts if arch.experts and ".experts." in r.name else 1.0
-            adapters += r.numel * share
+    adapters = inv.memo(("adapter_flop_params", arch.active_experts, arch.experts), lambda: _adapter_params(arch, inv))
     if inv.terms is not None and inv.terms.trains_base:
         model = (6 * n + 3 * attn) * tokens
     else:
         model = (4 * n + 3 * attn + 6 * adapters) * tokens
     recompute = (2 * n + attn) * tokens if checkpointing else 0
-    optimizer = method.optimizer_flops(cfg, inv)
-    quantised = sum(r.numel for r in inv.rows if r.kind == "quantized")
+    optimizer = inv.memo(("optimizer_flops", repr(cfg.method)), lambda: method.optimizer_flops(cfg, inv))
+    quantised = inv.memo("quantised_params", lambda: sum(r.numel for r in inv.rows if r.kind == "quantized"))
     passes = (3 if checkpointing else 2) * t.grad_accum
     extra = method.extra_flops(cfg, arch, inv, tokens, (2 if checkpointing else 1) * t.grad_accum)
     return {"tokens_per_step": tokens, "matmul_params_per_token": n, "adapter_params": int(adapters),
             "model_flops": model, "recompute_flops": recompute, "optimizer_flops": optimizer,
             "method_flops": extra, "hardware_flops": model + recompute + optimizer + extra,
             "dequant_element_ops": quantised * passes, "model_flops_per_token": model / tokens}
+
+
+def _adapter_params(arch: Arch, inv: Inventory) -> float:
+    """Trained adapter parameters a token meets: fused-expert adapters at the active experts' share."""
+    adapters = 0.0
+    for r in inv.rows:
+        if r.kind == "adapter" and r.trainable:
+            share = arch.active_experts / arch.experts if arch.experts and ".experts." in r.name else 1.0
+            adapters += r.numel * share
+    return adapters
 
 
 def time_floor_s(flops: dict[str, Any], tflops: float | None) -> float | None:

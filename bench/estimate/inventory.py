@@ -14,7 +14,8 @@ A parameter shared by two modules (tied embeddings) is one row.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     import torch
@@ -35,14 +36,14 @@ class ParamRow:
     projected: bool = False  # GaLore: gradient projected to rank r
     materialised: bool = False  # peft ParamWrapper target: W + BA is built in full on every forward
 
-    @property
+    @cached_property  # read millions of times in a sweep's predictions: computed once per row
     def numel(self) -> int:
         n = 1
         for s in self.shape:
             n *= s
         return n
 
-    @property
+    @cached_property
     def element_bytes(self) -> float:
         if self.storage.startswith("4bit"):
             return 0.5
@@ -56,6 +57,14 @@ class Inventory:
     quant_bits: int = 16
     terms: Terms | None = None  # None only for an inventory built by hand (tests): treated as plain torch AdamW
     notes: list[str] = field(default_factory=list)
+    # what the estimator derives from the rows alone, by (function, arguments): rows don't change once built, and
+    # one inventory serves every batch size and sequence length of a sweep (bench.estimate.predict.facts_for)
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key not in self.derived:
+            self.derived[key] = compute()
+        return self.derived[key]
 
     def total(self) -> int:
         return sum(r.numel for r in self.rows)
@@ -71,9 +80,9 @@ class Inventory:
 
     def summary(self) -> dict[str, Any]:
         """Same keys as bench.trackers.params.count_parameters, from the plan instead of the loaded model."""
-        total, trainable = self.total(), self.trainable()
-        return {"total": total, "trainable": trainable,
-                "trainable_pct": 100.0 * trainable / total if total else 0.0, "by_dtype": self.by_storage()}
+        total, trainable = self.memo("total", self.total), self.memo("trainable", self.trainable)
+        return {"total": total, "trainable": trainable, "trainable_pct": 100.0 * trainable / total if total else 0.0,
+                "by_dtype": dict(self.memo("by_storage", self.by_storage))}
 
 
 def _head_modules() -> tuple[str, ...]:

@@ -1,10 +1,13 @@
 """One cell's prediction: parameters, memory components, the peak and its runtime share, FLOPs.
 
 `predict(cfg, meta_model, compute, device)` works on the wrapped meta model bench.cell.runner.plan already has;
-`predict_cell(cfg, device, gpu)` builds that model itself (the CLI, the tables, the tests), once per model x
-method x precision in a process: what it reads off the model (`ModelFacts`: architecture, parameter inventory)
-does not depend on batch size, sequence length or accumulation, so a second shape of the same cell is
-arithmetic only (milliseconds).
+`predict_cell(cfg, device, gpu)` gets the model's facts itself (the CLI, the tables, the tests). What a
+prediction reads off the wrapped model (`ModelFacts`: architecture, parameter inventory) does not depend on batch
+size, sequence length or accumulation, so `facts_for(cfg, compute)` makes it once per model x method x precision
+in a process: written down from the config (bench.estimate.analytic: no torch, milliseconds) where that module
+knows the architecture and method, else read off a meta-device build (a second or more). Many configurations of
+one architecture: `facts_for` once per distinct method setting, then `predict_from(cfg, facts, compute, device)`
+per shape (arithmetic only), or simply `predict_cell`, which caches the facts the same way.
 """
 from __future__ import annotations
 
@@ -50,15 +53,29 @@ class Prediction:
             if self.device != "cuda" else self.peak.total
 
 
-def compute_dtype_for(cfg: RunConfig, device: str, gpu: Gpu | None = None) -> torch.dtype:
-    """The run's compute dtype on the target (bench.cell.models.train_dtype without asking CUDA)."""
-    from bench.cell.models import DTYPES
+DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # bench.cell.models.DTYPES, by name
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+USE_ANALYTIC = True  # False: every cell's facts from a meta build (tests compare the two)
 
+
+def compute_dtype_name(cfg: RunConfig, device: str, gpu: Gpu | None = None) -> str:
+    """The run's compute dtype on the target, by name (bench.cell.models.train_dtype without asking CUDA)."""
     if cfg.train.precision != "auto":
-        return DTYPES[cfg.train.precision]
+        return DTYPE_NAMES[cfg.train.precision]
     if device == "cuda":
-        return DTYPES["bf16"] if gpu is None or gpu.supports_bf16 else DTYPES["fp16"]
-    return DTYPES["fp32"]
+        return "bfloat16" if gpu is None or gpu.supports_bf16 else "float16"
+    return "float32"
+
+
+def compute_dtype_for(cfg: RunConfig, device: str, gpu: Gpu | None = None) -> torch.dtype:
+    """compute_dtype_name as a torch dtype (imports torch)."""
+    import torch
+
+    return getattr(torch, compute_dtype_name(cfg, device, gpu))
+
+
+def dtype_name(compute: torch.dtype | str) -> str:
+    return str(compute).removeprefix("torch.")
 
 
 def sequence_length(cfg: RunConfig) -> int:
@@ -67,12 +84,13 @@ def sequence_length(cfg: RunConfig) -> int:
     return cfg.task.max_length if cfg.task.kind != "synthetic" else cfg.train.seq_len
 
 
-def build_meta_model(cfg: RunConfig, compute: torch.dtype) -> torch.nn.Module:
+def build_meta_model(cfg: RunConfig, compute: torch.dtype | str) -> torch.nn.Module:
     """The wrapped model as bench.cell.runner.plan builds it, adapters created on the meta device as well."""
     import torch
 
     from bench import methods
 
+    compute = getattr(torch, dtype_name(compute))
     from bench.cell import models
 
     from bench.estimate.inventory import method_terms
@@ -96,8 +114,9 @@ def _cast_copies(inv: Inventory, cfg: RunConfig, compute_bytes: int) -> int:
     """Mixed precision under autocast: a 16-bit copy of every trained matmul weight, saved for backward."""
     if inv.terms is None or not inv.terms.fp32_master or compute_bytes >= 4:
         return 0
-    return sum(r.numel * compute_bytes for r in inv.rows
-               if r.trainable and len(r.shape) == 2 and "embed" not in r.name.split(".")[-2])
+    return inv.memo(("cast_copies", compute_bytes), lambda: sum(
+        r.numel * compute_bytes for r in inv.rows
+        if r.trainable and len(r.shape) == 2 and "embed" not in r.name.split(".")[-2]))
 
 
 @dataclass(frozen=True)
@@ -118,9 +137,10 @@ def predict(cfg: RunConfig, meta_model: torch.nn.Module, compute: torch.dtype, d
     return predict_from(cfg, model_facts(cfg, meta_model), compute, device)
 
 
-def predict_from(cfg: RunConfig, facts: ModelFacts, compute: torch.dtype, device: str) -> Prediction:
+def predict_from(cfg: RunConfig, facts: ModelFacts, compute: torch.dtype | str, device: str) -> Prediction:
     m, t = cfg.method, cfg.train
-    c = compute.itemsize
+    compute = dtype_name(compute)
+    c = DTYPE_BYTES[compute]
     arch, inv, causal_lm = facts.arch, facts.inventory, facts.causal_lm
     weights = weight_bytes(inv, bool(getattr(m, "double_quant", False)))
     grads, largest_grad = gradient_bytes(inv)
@@ -140,8 +160,9 @@ def predict_from(cfg: RunConfig, facts: ModelFacts, compute: torch.dtype, device
         parts = acts.coarse_layer_bytes_per_token(arch, flow)
         head = acts.head_bytes_per_token(arch, flow) if causal_lm else arch.hidden * 4.0
     totals = acts.model_totals(arch, flow, inv, parts, t.batch_size, seq, dropout, checkpointing, causal_lm, head)
-    head_grad = sum(r.numel * int(r.element_bytes) for r in inv.rows if causal_lm and r.trainable
-                    and (r.name.endswith("lm_head.weight") or (arch.tied and "embed" in r.name)))
+    head_grad = inv.memo(("head_gradient", causal_lm, arch.tied), lambda: sum(
+        r.numel * int(r.element_bytes) for r in inv.rows if causal_lm and r.trainable
+        and (r.name.endswith("lm_head.weight") or (arch.tied and "embed" in r.name))))
     weights_total = sum(weights.values())
     cast_copies = _cast_copies(inv, cfg, c)
     fsdp = sharding.share(cfg, inv)  # parallel=fsdp, meta-sharded: this rank's share (sharding.py)
@@ -160,8 +181,11 @@ def predict_from(cfg: RunConfig, facts: ModelFacts, compute: torch.dtype, device
     peak = tensor_peak(peak_inputs)
     largest_activation = t.batch_size * seq * max(arch.hidden, arch.intermediate) * 4
     n = fsdp.n if fsdp else 1
-    small = small_tensor_bytes(peak, [int(r.numel * r.element_bytes) // n for r in inv.rows], largest_activation)
-    dequantized = max((r.numel for r in inv.rows if r.kind == "quantized"), default=0) * (
+    row_bytes = inv.memo(("row_bytes", n), lambda: [int(r.numel * r.element_bytes) // n for r in inv.rows])
+    small = small_tensor_bytes(peak, row_bytes, largest_activation)
+    largest_quantised = inv.memo("largest_quantised", lambda: max(
+        (r.numel for r in inv.rows if r.kind == "quantized"), default=0))
+    dequantized = largest_quantised * (
         weights_dtype_bytes(cfg) if m.base_bits < 16 else 0)  # bitsandbytes expands it to the compute dtype
     peak = add_runtime(peak, device, inv.terms, small, optimizer=m.optimizer, base_bits=m.base_bits,
                        dequantized_bytes=dequantized, paged_bytes=optimizer.paged)
@@ -173,50 +197,74 @@ def predict_from(cfg: RunConfig, facts: ModelFacts, compute: torch.dtype, device
                   "paged_optimizer_states": optimizer.paged, "largest_dequantized_weight": dequantized}
     host_load = 0
     if m.base_bits == 8 and device == "cuda":  # LLM.int8 weights are quantised on their way from the host
-        host_load = int(max((r.numel for r in inv.rows if r.kind == "quantized"), default=0)
-                        * weights_dtype_bytes(cfg))  # one 16-bit weight at a time (bench.cell.models.quantize_linears)
+        # one 16-bit weight at a time (bench.cell.models.quantize_linears)
+        host_load = int(largest_quantised * weights_dtype_bytes(cfg))
     notes = list(inv.notes) + ([fsdp.note()] if fsdp else [])
     if not arch.detailed and not arch.encoder:
         notes.append(f"activations: coarse rule for model_type {arch.model_type!r} (no per-tensor model)")
     if kernel == "math":
         notes.append("attention: fp32 grouped-query SDPA on CUDA assumed to fall back to the math kernel (seq^2 "
                      "probabilities; flash takes 16-bit only, memory-efficient no GQA): verify on a GPU")
-    return Prediction(device=device, compute_dtype=str(compute).removeprefix("torch."), arch=arch, inventory=inv,
+    return Prediction(device=device, compute_dtype=compute, arch=arch, inventory=inv,
                       weights=weights, components=components, activation_parts=parts, peak=peak,
                       host_load_bytes=host_load, flops=flops_per_step(cfg, arch, inv, checkpointing, seq, causal_lm),
                       checkpointing=checkpointing, attention_kernel=kernel, seq_len=seq, notes=notes)
 
 
 def weights_dtype_bytes(cfg: RunConfig) -> int:
-    from bench.cell.models import DTYPES
-
-    return DTYPES[getattr(cfg.method, "compute_dtype", "bf16")].itemsize
+    return DTYPE_BYTES[DTYPE_NAMES[getattr(cfg.method, "compute_dtype", "bf16")]]
 
 
 SHAPE_KEYS = ("batch_size", "seq_len", "grad_accum", "steps", "warmup_steps", "seed")  # don't change the model
 _FACTS: dict[str, ModelFacts] = {}  # this process's wrapped-model facts, by everything but SHAPE_KEYS
-_FACTS_MAX = 128
+_FACTS_MAX = 1024
 
 
-def _facts_key(cfg: RunConfig, compute: torch.dtype) -> str:
+def _facts_key(cfg: RunConfig, compute: torch.dtype | str) -> str:
+    """Every setting but SHAPE_KEYS (dataclass reprs: a sweep's thousand cells key in milliseconds)."""
     import dataclasses
-    import json
 
-    raw = dataclasses.asdict(cfg)
-    for key in SHAPE_KEYS:
-        raw.get("train", {}).pop(key, None)
-    return json.dumps([raw, str(compute)], sort_keys=True, default=str)
+    train = cfg.train
+    # the one shape a method's wrap refuses (layer-wise GaLore can't accumulate): not shared with grad_accum 1
+    refused = bool(getattr(cfg.method, "layerwise", False)) and train.grad_accum > 1
+    kept = [(f.name, getattr(train, f.name)) for f in dataclasses.fields(train) if f.name not in SHAPE_KEYS]
+    rest = [(f.name, getattr(cfg, f.name)) for f in dataclasses.fields(cfg) if f.name != "train"]
+    return repr((rest, kept, dtype_name(compute), refused))
 
 
-def predict_cell(cfg: RunConfig, device: str = "cuda", gpu: Gpu | None = None) -> Prediction:
-    """Build the meta model (once per model x method x precision in a process: another batch size, sequence
-    length or accumulation reuses its facts) and predict; `device` is the target (no GPU needed to predict one)."""
-    compute = compute_dtype_for(cfg, device, gpu)
+def facts_for(cfg: RunConfig, compute: torch.dtype | str) -> ModelFacts:
+    """The wrapped model's facts, cached in this process by everything but SHAPE_KEYS: from the config where
+    bench.estimate.analytic knows the architecture and method, else from a meta build (dropped at once)."""
     key = _facts_key(cfg, compute)
     facts = _FACTS.get(key)
     if facts is None:
-        facts = model_facts(cfg, build_meta_model(cfg, compute))  # the model itself is dropped here
+        from bench.estimate import analytic
+
+        built = analytic.build(cfg, dtype_name(compute)) if USE_ANALYTIC else None
+        if built is not None:
+            facts = ModelFacts(built[0], built[1], causal_lm=True)
+        else:
+            facts = model_facts(cfg, build_meta_model(cfg, compute))
         if len(_FACTS) >= _FACTS_MAX:
             _FACTS.clear()
         _FACTS[key] = facts
-    return predict_from(cfg, facts, compute, device)
+    return facts
+
+
+def predict_cell_analytic(cfg: RunConfig, device: str = "cuda", gpu: Gpu | None = None) -> Prediction | None:
+    """predict_cell where bench.estimate.analytic knows the architecture and method (no torch, milliseconds),
+    else None: a reader that must not import torch (the report) says the cell was not predicted."""
+    compute = compute_dtype_name(cfg, device, gpu)
+    if _facts_key(cfg, compute) not in _FACTS:
+        from bench.estimate import analytic
+
+        if analytic.build(cfg, dtype_name(compute)) is None:
+            return None
+    return predict_from(cfg, facts_for(cfg, compute), compute, device)
+
+
+def predict_cell(cfg: RunConfig, device: str = "cuda", gpu: Gpu | None = None) -> Prediction:
+    """Predict one cell on `device`, the target (no GPU needed to predict one), with facts_for's cached facts:
+    another batch size, sequence length or accumulation of a model x method x precision is arithmetic only."""
+    compute = compute_dtype_name(cfg, device, gpu)
+    return predict_from(cfg, facts_for(cfg, compute), compute, device)

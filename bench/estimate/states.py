@@ -23,6 +23,7 @@ Optimizers:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,10 @@ def quantised_bytes(row: ParamRow, double_quant: bool) -> tuple[int, int]:
 
 def weight_bytes(inv: Inventory, double_quant: bool) -> dict[str, int]:
     """Weights by what holds them: '<dtype>' base tensors, 'adapters <dtype>', '<quant> packed', 'quant constants'."""
+    return dict(inv.memo(("weight_bytes", double_quant), lambda: _weight_bytes(inv, double_quant)))
+
+
+def _weight_bytes(inv: Inventory, double_quant: bool) -> dict[str, int]:
     out: dict[str, int] = {}
 
     def add(key: str, value: int) -> None:
@@ -70,8 +75,11 @@ def weight_bytes(inv: Inventory, double_quant: bool) -> dict[str, int]:
 
 def gradient_bytes(inv: Inventory) -> tuple[int, int]:
     """(all gradients, the largest single gradient): one per trainable parameter, at its dtype."""
-    sizes = [r.numel * int(r.element_bytes) for r in inv.rows if r.trainable]
-    return sum(sizes), max(sizes, default=0)
+    def compute() -> tuple[int, int]:
+        sizes = [r.numel * int(r.element_bytes) for r in inv.rows if r.trainable]
+        return sum(sizes), max(sizes, default=0)
+
+    return inv.memo("gradient_bytes", compute)
 
 
 def _bnb8_state(n: int, states: int) -> int:
@@ -109,6 +117,12 @@ def _galore_row(r: ParamRow, kind: str, rank: int) -> tuple[int, int, int]:
 
 
 def optimizer_bytes(inv: Inventory, optimizer: str, device: str, rank: int | None = None) -> OptimizerBytes:
+    """A fresh OptimizerBytes (callers may rescale it: FSDP's share) from the inventory's memo."""
+    out = inv.memo(("optimizer_bytes", optimizer, device, rank), lambda: _optimizer_bytes(inv, optimizer, device, rank))
+    return dataclasses.replace(out, detail=dict(out.detail))
+
+
+def _optimizer_bytes(inv: Inventory, optimizer: str, device: str, rank: int | None) -> OptimizerBytes:
     out = OptimizerBytes()
     trainable = [r for r in inv.rows if r.trainable]
     groups: dict[int, int] = {}  # foreach temporaries, per element size

@@ -79,7 +79,10 @@ def compose(overrides: list[str]) -> RunConfig:
 
 def compose_many(combos: list[list[str]]) -> list[RunConfig]:
     """compose() of many override lists at once (bench.launch.grid.compose_all: one Hydra compose per
-    distinct set of group choices, value overrides applied to a copy)."""
+    distinct set of group choices, value overrides applied to a copy). Where the only group choices are
+    method= and model= (the blog grid, bench.advise), each method and each model is composed once and the
+    model group spliced in: M + N composes instead of M x N (conf/method and conf/model are plain groups that
+    set nothing outside their own key; tests/test_estimate_scale.py checks the result equals compose_all's)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -87,9 +90,55 @@ def compose_many(combos: list[list[str]]) -> list[RunConfig]:
     from bench.launch.grid import compose_all
 
     try:
-        return [build_run_config(raw) for raw in compose_all(str(CONF_DIR), combos)]
+        raws = _spliced(str(CONF_DIR), combos)
+        if raws is None:
+            raws = compose_all(str(CONF_DIR), combos)
+        return [build_run_config(raw) for raw in raws]
     except (HydraException, OmegaConfBaseException) as exc:
         raise config_error(exc) from None
+
+
+def _spliced(conf_dir: str, combos: list[list[str]]) -> list[dict[str, Any]] | None:
+    """The plain configs of combos whose structural overrides are method= / model= choices only, composed per
+    method and per model and joined; None when any combo has another structural override (+experiment=, a
+    group other than these two, hydra.*, an interpolation, a deletion): compose_all then does it all."""
+    import copy
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from bench.launch.grid import _set, _structural, compose_all
+
+    parser = OverridesParser.create()
+    plans = []
+    for combo in combos:
+        choice: dict[str, str] = {}
+        values = []
+        for line in combo:
+            override = parser.parse_override(line)
+            key = override.key_or_group
+            if not _structural(override):
+                values.append(override)
+            elif key in ("method", "model") and not choice.get(key) and override.is_sweep_override() is False \
+                    and not (override.is_add() or override.is_force_add() or override.is_delete()) \
+                    and "${" not in line and override.package is None:
+                choice[key] = override.value()
+            else:
+                return None
+        plans.append((choice.get("method"), choice.get("model"), values))
+    methods = sorted({m for m, _, _ in plans}, key=str)
+    models = sorted({n for _, n, _ in plans}, key=str)
+    if len(methods) * len(models) <= len(methods) + len(models):
+        return None  # nothing to gain
+    by_method = dict(zip(methods, compose_all(conf_dir, [[f"method={m}"] if m else [] for m in methods])))
+    by_model = dict(zip(models, compose_all(conf_dir, [[f"model={n}"] if n else [] for n in models])))
+    out = []
+    for method, model, values in plans:
+        raw = copy.deepcopy(by_method[method])
+        raw["model"] = copy.deepcopy(by_model[model]["model"])
+        for override in values:
+            _set(raw, override)
+        out.append(raw)
+    return out
 
 
 def config_error(exc: BaseException) -> ConfigError:

@@ -7,9 +7,7 @@ so a sweep with one bad value fails before its first cell runs.
 """
 from __future__ import annotations
 
-import itertools
 import sys
-from pathlib import Path
 from typing import NoReturn
 
 from bench.conf_dir import CONF_DIR  # noqa: F401  (re-exported: bench.run, estimate and the tests use it)

@@ -44,5 +44,21 @@ def __getattr__(attr: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
+# Method families, in report order, from each method's capability flags (so a new method needs no list here):
+# every weight trained (full fine-tuning and the full-weight optimizers: GaLore, APOLLO, Adam-mini, Q-GaLore);
+# adapters over a base in the compute dtype (the LoRA family); adapters over a quantised frozen base.
+FAMILIES = ("full weights", "adapters", "quantised base")
+
+
+def family(name: str) -> str | None:
+    """The family of method `name` (FAMILIES), or None for a name bench does not know (an old record's)."""
+    method = registry().get(name)
+    if method is None:
+        return None
+    if method.trains_all_weights:
+        return FAMILIES[0]
+    return FAMILIES[2] if method.quantized_base else FAMILIES[1]
+
+
 def method_classes() -> dict[str, type[MethodConfig]]:
     return {name: method.config for name, method in registry().items()}

@@ -42,6 +42,36 @@ class QLoraConfig(LoraConfig):
             raise ConfigError(f"method.compute_dtype must be bf16, fp16 or fp32 (got {self.compute_dtype!r})")
 
 
+def refuse_fused_experts(model: torch.nn.Module, cfg: RunConfig, quantiser: str) -> None:
+    """A quantised-base method quantises nn.Linear layers only. transformers 5 keeps a mixture of experts' weights
+    (Mixtral, Qwen-MoE) as fused 3-D tensors, which bitsandbytes, HQQ and torchao's loaders leave in 16 bits: the
+    cell would measure most of the model unquantised under the method's name, so it is refused (one line, exit 2).
+    Called on the meta model too, so the sweep's precheck, the cell's plan and bench.estimate refuse it alike."""
+    fused = [p for p in model.parameters() if p.dim() >= 3]
+    if fused:
+        n, total = sum(p.numel() for p in fused), sum(p.numel() for p in model.parameters())
+        raise ConfigError(f"method: {cfg.method.name} quantises nn.Linear layers only; model {cfg.model.name!r} holds "
+                          f"{n / 1e9:.2f}B of its {total / 1e9:.2f}B parameters in fused 3-D expert tensors, which "
+                          f"{quantiser} would leave in 16 bits, so this would measure a different method (method=lora "
+                          f"trains the same adapters over a 16-bit base)")
+
+
+def random_linear(child: torch.nn.Linear, device: str, std: float) -> torch.nn.Linear:
+    """A real nn.Linear on `device` in place of a meta one, random-initialised as bench.cell.models does: what a
+    quantised-base method's quantized_linear hook quantises, one layer at a time."""
+    import torch
+
+    from bench.cell.models import random_tensor
+
+    weight = random_tensor(child.weight.shape, child.weight.dtype, device, std, "weight")
+    new = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None, device="meta")
+    new.weight = torch.nn.Parameter(weight, requires_grad=False)
+    if child.bias is not None:
+        new.bias = torch.nn.Parameter(random_tensor(child.bias.shape, child.bias.dtype, device, std, "bias"),
+                                      requires_grad=False)
+    return new
+
+
 class QLora(Lora):
     name = "qlora"
     config = QLoraConfig
@@ -59,6 +89,7 @@ class QLora(Lora):
     def wrap(self, model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
         from peft import prepare_model_for_kbit_training
 
+        refuse_fused_experts(model, cfg, "bitsandbytes")
         checkpointing = cfg.method.gradient_checkpointing or cfg.train.gradient_checkpointing
         if model.device.type != "meta":
             from bench.cell import progress
@@ -70,6 +101,11 @@ class QLora(Lora):
         return add_adapters(model, cfg, **self.peft_variant)
 
     def terms(self, cfg: RunConfig) -> Terms:
+        arch = cfg.model.arch or {}
+        if arch.get("num_local_experts") or arch.get("num_experts"):  # bench.estimate may build no meta model
+            raise ConfigError(f"method: {self.name} quantises nn.Linear layers only; model {cfg.model.name!r} keeps "
+                              f"its experts in fused 3-D tensors, which bitsandbytes would leave in 16 bits, so this "
+                              f"would predict a different method (method=lora: the same adapters, 16-bit base)")
         # Linear4bit computes in method.compute_dtype itself (no autocast); CPU runtime as in full.py
         return Terms(trains_base=False, cpu_runtime_bytes=28_200_000, cpu_retention=2.306)
 

@@ -1,7 +1,8 @@
-"""Figures of one hardware group (matplotlib, Agg, no pyplot state), each saved once as PNG (shown) and once
-as SVG (linked): peak memory vs model size per method, steps/s per method and size, the estimated memory
-breakdown next to the measured peak. The quality figures are in figures_quality.py. A figure with nothing to
-show is not drawn; the report says why instead.
+"""Figures of one hardware group (matplotlib, Agg, no pyplot state), each drawn once (layout and pixels in
+one Agg pass; no SVG, no bbox_inches="tight": each was another full draw) as the PNG the report shows: peak
+memory vs model size per method, steps/s per method and size, the estimated memory breakdown next to the
+measured peak. The quality figures are in figures_quality.py. A figure with nothing to show is not drawn; the
+report says why instead.
 
 Figures aggregate, so they stay legible (and cheap) at thousands of records: one marker or bar per (method
 label, model), at the median of its records with a 95% interval (cell_point), never one artist per record;
@@ -10,7 +11,6 @@ method's label with most records and then the largest others are drawn, the figu
 """
 from __future__ import annotations
 
-import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Callable
 import matplotlib
 
 matplotlib.use("Agg")
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402  (matplotlib's own dependency)
 
@@ -29,13 +30,12 @@ from bench.report.figure_cells import (AGGREGATE, cell_point, cells_of, gb, left
 from bench.report.load import Rec  # noqa: E402
 from bench.stats import Estimate  # noqa: E402
 
-RC = {"text.parse_math": False, "svg.hashsalt": "bench-report", "font.size": 9, "axes.grid": True,
+RC = {"text.parse_math": False, "font.size": 9, "axes.grid": True,
       "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
 BREAKDOWN = (("weights", "weights"), ("cast_copies", "cast copies"), ("gradients", "gradients"),
              ("optimizer", "optimizer states"), ("activations", "activations"), ("runtime", "runtime + allocator"))
 MAX_BARS = 24  # bars in the memory-breakdown figure
-
-
+DPI = 110
 
 @dataclass
 class Fig:
@@ -43,7 +43,6 @@ class Fig:
     title: str
     caption: str
     png: Path | None = None
-    svg: Path | None = None
     missing: str | None = None  # why it was not drawn
 
 
@@ -55,37 +54,39 @@ def colors(group: Group, labels: list[str] | None = None) -> dict[str, tuple]:
     return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
 
 
-def save(fig: Figure, out_dir: Path, stem: str) -> tuple[Path, Path]:
-    """Rendered once per format: the PNG the report shows, the SVG it links."""
+def save(fig: Figure, out_dir: Path, stem: str) -> Path:
+    """The figure's one draw (layout and pixels together), written as a palette PNG: a plot's few flat colours
+    fit 256 (fast octree, no dither), a third of the RGBA file's bytes for the same picture."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    # a plot's few flat colours fit a 256-colour palette: a third of the RGBA file's bytes, the same picture
-    Image.open(buf).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(png, optimize=True)
-    fig.savefig(svg, bbox_inches="tight", metadata={"Date": None})
-    return png, svg
+    png, canvas = out_dir / f"{stem}.png", FigureCanvasAgg(fig)
+    canvas.draw()
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(png)
+    return png
 
 
 def draw(spec: Fig, out_dir: Path, group: Group, painter: Callable[[Figure], str | None],
          size: tuple[float, float]) -> Fig:
     """Run a painter inside the report's rc settings; it returns None when it drew, else why not."""
     with matplotlib.rc_context(RC):
-        fig = Figure(figsize=size, layout="constrained")
+        fig = Figure(figsize=size, dpi=DPI, layout="constrained")
         missing = painter(fig)
         if missing:
             spec.missing = missing
             return spec
-        spec.png, spec.svg = save(fig, out_dir, f"{group.slug}-{spec.name}")
+        spec.png = save(fig, out_dir, f"{group.slug}-{spec.name}")
     return spec
 
 
 def plain_ticks(axis) -> None:
-    """Tick labels as plain numbers (math text is off, so log axes can't use their 10^n labels)."""
-    from matplotlib.ticker import FuncFormatter
+    """Plain-number tick labels on a log axis (math text is off: no 10^n); unlabelled minor ticks at 2x and 5x
+    only (each tick is several artists to lay out and draw; the default 8 a decade cost more than the rest)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    if axis.get_scale() == "log" and axis.get_transform().base == 10:
+        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
 
 
 def size_axis(ax, group: Group, scale: float) -> None:

@@ -4,7 +4,8 @@ Records are grouped by the hardware that made them (GPU name and memory; or CPU 
 and nothing is ever compared or combined across groups. Within a group, differing package versions are
 flagged as a mixed environment. Each record gets a short id (#n, in the records appendix) and a label that
 tells its cell apart from the others in its group: method (and base bits), then rank / optimizer where a
-method has several, then whatever else in the config differs between records of the same cell.
+method has several, then whatever else in the config differs between records of the same cell. Methods are
+ordered by family (full weights, adapters, quantised base: bench.methods.family), then in the registry's order.
 """
 from __future__ import annotations
 
@@ -79,10 +80,17 @@ def method_base(rec: Rec) -> str:
     return f"{rec['method']} {bits}-bit" if bits is not None and bits < 16 else str(rec["method"])
 
 
+def method_family(rec: Rec) -> str:
+    """The record's method family (bench.methods.FAMILIES: full weights, adapters, quantised base)."""
+    return methods.family(str(rec["method"])) or "other"
+
+
 def method_sort_key(rec: Rec) -> tuple:
-    method = rec["method"]
+    """Family first (bench.methods.FAMILIES), then the registry's order within it."""
+    method, family = rec["method"], method_family(rec)
+    rank = methods.FAMILIES.index(family) if family in methods.FAMILIES else len(methods.FAMILIES)
     order = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
-    return (order, method, -(rec["bits"] or 16), rec["rank"] or 0, str(rec["optimizer"]))
+    return (rank, order, method, -(rec["bits"] or 16), rec["rank"] or 0, str(rec["optimizer"]))
 
 
 _MODELS: list[tuple[list[Rec], int, dict[str, tuple[float, str | None]]]] = []  # the last few record lists

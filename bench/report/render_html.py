@@ -115,9 +115,9 @@ def figure(f, root: Path) -> str:
     if f.png is None:
         return f'<p class="missing">{esc(f.title)}: not drawn ({esc(f.missing)})</p>'
     data = base64.b64encode(f.png.read_bytes()).decode("ascii")
-    svg = f.svg.relative_to(root).as_posix()
+    png = f.png.relative_to(root).as_posix()
     return (f'<figure><h4>{esc(f.title)}</h4><img alt="{esc(f.title)}" src="data:image/png;base64,{data}">'
-            f'<figcaption>{esc(f.caption)} <a href="{esc(svg)}">SVG</a></figcaption></figure>')
+            f'<figcaption>{esc(f.caption)} <a href="{esc(png)}">full size</a></figcaption></figure>')
 
 
 def section(s: Section, root: Path, anchor: str) -> str:

@@ -68,9 +68,8 @@ def section(s: Section, root: Path, multi: bool) -> list[str]:
         if f.png is None:
             lines += [f"- {md(f.title)}: not drawn ({md(f.missing)})"]
             continue
-        png, svg = f.png.relative_to(root).as_posix(), f.svg.relative_to(root).as_posix()
-        lines += ["", f"#### {md(f.title)}", "", f"![{md(f.title)}]({png})", "",
-                  f"*{md(f.caption)}* ([SVG]({svg}))", ""]
+        png = f.png.relative_to(root).as_posix()
+        lines += ["", f"#### {md(f.title)}", "", f"![{md(f.title)}]({png})", "", f"*{md(f.caption)}*", ""]
     lines.append("")
     if s.environment is not None:
         lines += table(s.environment, "###")

@@ -8,12 +8,16 @@ from bench.report.cells import (NA, PEAK_SOURCES, RATES_NOTE, Cell, Table, diff_
                                 failure_cell, gb, gb_pm, long_run_speed, memory_interval_note, model_header, na,
                                 none, outcome, outcome_kind, pm, quality_text, rate_basis, sig, steps_estimate,
                                 steps_text)
-from bench.report.groups import Group, method_base, method_sort_key, model_params, workload, workload_title
+from bench.report.groups import (Group, method_base, method_family, method_sort_key, model_params, workload,
+                                 workload_title)
 from bench.report.fit import load_gpus
 from bench.report.load import Rec
 from bench.report.mfu import catalog_gpu, mfu
 
 DOWN, UP = "\u2193", "\u2191"
+FAMILY_NOTE = ("Methods by family: full weights (every weight trained: full fine-tuning, GaLore, APOLLO, Adam-mini, "
+               "Q-GaLore), adapters (the LoRA family over a base in the compute dtype), quantised base (adapters over "
+               "a frozen 8, 4, 3 or 2-bit base: QLoRA, HQQ, torchao).")
 
 
 def reference(group: Group, rec: Rec, base: str) -> Rec | None:
@@ -62,7 +66,7 @@ def peak_note(group: Group) -> str:
 
 
 def per_method_note(group: Group, gpus: list, utilisation: bool, energy: bool) -> str:
-    note = (f"Peak memory: {peak_note(group)}.{memory_interval_note(group.device)} Memory reduction = 1 - peak / full "
+    note = (f"{FAMILY_NOTE} Peak memory: {peak_note(group)}.{memory_interval_note(group.device)} Memory reduction = 1 - peak / full "
             "fine-tuning's peak (same model and workload; + = less memory, \u2212 = more). Speed vs LoRA = "
             f"steps/s / LoRA's - 1 (+ = faster). {RATES_NOTE} Quality: the task's main metric, 0-100; with "
             "seeds their mean \u00b1 95% CI, one seed has no interval.")
@@ -86,7 +90,7 @@ def per_method_note(group: Group, gpus: list, utilisation: bool, energy: bool) -
 
 def per_method(group: Group) -> Table:
     cuda = group.device == "cuda"
-    columns = ["Method", "Model", "Task", "Status", f"Peak memory (GB) {DOWN}"]
+    columns = ["Method", "Model", "Task", "Family", "Status", f"Peak memory (GB) {DOWN}"]
     columns += ([f"torch reserved (GB) {DOWN}", f"torch allocated (GB) {DOWN}"] if cuda
                 else [f"Peak over baseline (GB) {DOWN}"])
     energy = any(r["energy_joules_per_step"] for r in group.records)
@@ -102,6 +106,7 @@ def per_method(group: Group) -> Table:
     for rec in group.records:
         ok, ref = rec.ok, rec["id"]
         row = [Cell(rec["label"]), Cell(model_header(group.records, rec["model"])), Cell(str(rec["task"])),
+               Cell(method_family(rec)),
                Cell("success", ref) if ok else failure_cell(rec),
                Cell(gb_pm(rec.est.get("peak")), ref) if ok else _estimate_only(rec)]
         if cuda:
@@ -191,7 +196,7 @@ def _matrix_cells(group: Group, label: str, pair: tuple[str, tuple], make) -> Ce
 def memory_matrix(group: Group) -> Table:
     labels, pairs, suffix = columns_of(group)
     table = Table(f"memory-{group.slug}", f"Peak memory, method x model{suffix}",
-                  f"GB {DOWN} (lower is better). Measured: {peak_note(group)}. Where a cell was not measured, the "
+                  f"GB {DOWN} (lower is better). {FAMILY_NOTE} Measured: {peak_note(group)}. Where a cell was not measured, the "
                   "preflight estimate stored in its record is shown as 'est.' next to the outcome"
                   + ("" if group.device == "cuda" else " (on a CPU: the host memory the cell needs, materialising a "
                      "random-init base before quantisation included)") + f".{memory_interval_note(group.device)} "

@@ -9,6 +9,9 @@ import torch
 
 
 def logical_numel(param: torch.Tensor) -> int:
+    shape = getattr(param, "bench_logical_shape", None)  # a packed quantised weight that says its own shape
+    if shape:
+        return math.prod(shape)
     if type(param).__name__ == "Params4bit":
         state = getattr(param, "quant_state", None)
         if state is not None and getattr(param, "bnb_quantized", True):
@@ -17,6 +20,9 @@ def logical_numel(param: torch.Tensor) -> int:
 
 
 def storage_label(param: torch.Tensor) -> str:
+    label = getattr(param, "bench_storage", None)  # a quantised weight that names its own storage (HQQ)
+    if label:
+        return label
     kind = type(param).__name__
     if kind == "Params4bit" and getattr(param, "bnb_quantized", False):
         return f"4bit-{getattr(param, 'quant_type', 'nf4')}"

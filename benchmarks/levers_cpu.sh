@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The speed-lever ablation on the CPU (issue 17, docs/levers.md): LoRA and QLoRA on tiny, rows eager -> sdpa
+# -> packing -> checkpointing -> 8-bit AdamW (conf/experiment/levers.yaml); records in results/levers-cpu/,
+# report in reports/levers-cpu/. Reruns skip finished cells.
+#   bash benchmarks/levers_cpu.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1
+stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
+stamp "lora"
+python -m bench.run -m +experiment=levers method=lora
+# QLoRA's default turns checkpointing on; the checkpointing row measures it, so the baseline turns it off
+stamp "qlora"
+python -m bench.run -m +experiment=levers method=qlora method.gradient_checkpointing=false
+stamp "report"
+python -m bench.report results/levers-cpu --out reports/levers-cpu
+stamp "done"
