@@ -255,12 +255,19 @@ def predict_cell_analytic(cfg: RunConfig, device: str = "cuda", gpu: Gpu | None 
     """predict_cell where bench.estimate.analytic knows the architecture and method (no torch, milliseconds),
     else None: a reader that must not import torch (the report) says the cell was not predicted."""
     compute = compute_dtype_name(cfg, device, gpu)
-    if _facts_key(cfg, compute) not in _FACTS:
+    key = _facts_key(cfg, compute)
+    facts = _FACTS.get(key)
+    if facts is None:
         from bench.estimate import analytic
 
-        if analytic.build(cfg, dtype_name(compute)) is None:
+        built = analytic.build(cfg, dtype_name(compute))
+        if built is None:
             return None
-    return predict_from(cfg, facts_for(cfg, compute), compute, device)
+        facts = ModelFacts(built[0], built[1], causal_lm=True)
+        if len(_FACTS) >= _FACTS_MAX:
+            _FACTS.clear()
+        _FACTS[key] = facts
+    return predict_from(cfg, facts, compute, device)
 
 
 def predict_cell(cfg: RunConfig, device: str = "cuda", gpu: Gpu | None = None) -> Prediction:

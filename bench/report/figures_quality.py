@@ -10,6 +10,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from bench.report.convergence import band as seeds_band_of
 from bench.report.cells import GB
 from bench.report.figure_cells import cell_point, cells_of, left_out, median_interval, shown_labels
 from bench.report.figures import Fig, colors, draw, plain_ticks
@@ -127,8 +128,9 @@ def convergence(group: Group, out_dir: Path) -> Fig:
                "steps are not timed). No record evaluated more than once (task.eval_every), so the training loss "
                "stands in for the evaluation score." if use_loss else
                "Evaluation score, 0-100 (higher is better), vs optimizer step and vs training seconds (evaluation "
-               "time excluded). A repeated cell's curve is its representative seed; at its last step the bar is "
-               "the seeds' mean with its 95% interval and the crosses each seed's final score.")
+               "time excluded). A repeated cell's curve is its representative seed; where every seed's curve was kept, "
+               "the dashed line vs step is the seeds' mean and the shaded band its 95% interval; at the last step "
+               "the bar is the seeds' mean with its 95% interval and the crosses each seed's final score.")
     spec = Fig("convergence", "Convergence", caption + " Several records of one cell (method label, model, task) "
                "are drawn as one curve, the median at each step, its final score's bar their median's interval.")
     with_curve = [r for r in group.records if r["id"] in curves]
@@ -145,6 +147,14 @@ def convergence(group: Group, out_dir: Path) -> Fig:
             first = f"#{rec['id']} {rec['label']}" if len(recs) == 1 else f"{rec['label']}, {len(recs)} records"
             steps, seconds, values = zip(*_median_curve([curves[r["id"]] for r in recs]))
             style = "o-" if len(steps) < 30 else "-"
+            seeds_band = [] if use_loss or len(recs) > 1 else [(x, e) for x, e in seeds_band_of(rec) if e.has_interval]
+            if len(seeds_band) > 1:  # every seed's curve kept: their mean with its 95% band, vs step
+                xs = [x for x, _ in seeds_band]
+                score = [(quality_score(rec["task"], e.value), quality_score(rec["task"], e.lo),
+                          quality_score(rec["task"], e.hi)) for _, e in seeds_band]
+                ax_step.fill_between(xs, [lo for _, lo, _ in score], [hi for _, _, hi in score], color=color,
+                                     alpha=0.15, linewidth=0)
+                ax_step.plot(xs, [m for m, _, _ in score], "--", lw=1, color=color)
             ax_step.plot(steps, values, style, ms=3, color=color, label=f"{first} \u00b7 {rec['model']} \u00b7 "
                          f"{rec['task']}")
             ax_time.plot(seconds, values, style, ms=3, color=color)

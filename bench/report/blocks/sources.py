@@ -219,7 +219,9 @@ def predict_many(wanted: list[tuple[str, ...]]) -> dict[tuple[str, ...], dict[st
 
     missing = [k for k in wanted if k not in _PREDICTED]
     try:  # one Hydra compose per distinct method x model; a cell that can't compose is retried alone below
-        cfgs = sweep.compose_many([list(k) for k in missing]) if missing else []
+        # task=synthetic is conf/config.yaml's default: left out, the grid is method= / model= choices only,
+        # which sweep.compose_many composes once per method and once per model
+        cfgs = sweep.compose_many([[o for o in k if o != "task=synthetic"] for k in missing]) if missing else []
     except ConfigError:
         cfgs = [None] * len(missing)
     with warnings.catch_warnings():
