@@ -191,8 +191,8 @@ def test_predicted_saved_activations_match_autograd_trace(overrides):
 
 
 @pytest.mark.parametrize("overrides,tolerance", [
-    (("method=full", "+model.attn_implementation=eager", "train.precision=bf16"), 0.005),
-    (("method=lora", "+model.attn_implementation=eager"), 0.04),  # q is saved only when k trains: approximated
+    (("method=full", "model.attn_implementation=eager", "train.precision=bf16"), 0.005),
+    (("method=lora", "model.attn_implementation=eager"), 0.04),  # q is saved only when k trains: approximated
 ])
 def test_eager_attention_activations_match_autograd_trace(overrides, tolerance):
     cfg = cfg_of(*overrides, *SMALL)
