@@ -9,9 +9,11 @@ export HF_HUB_OFFLINE=1
 stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
 stamp "lora"
 python -m bench.run -m +experiment=levers method=lora
-# QLoRA's default turns checkpointing on; the checkpointing row measures it, so the baseline turns it off
+# QLoRA's default turns checkpointing on; the checkpointing row measures it, so the baseline turns it off.
+# fp32 compute, as LoRA computes on a CPU: bf16 matmuls run ~17x slower on a CPU without AVX-512-BF16/AMX
+# (benchmarks/cpu_glue.sh), which would swamp every lever (a row took ~6 minutes instead of ~1.5).
 stamp "qlora"
-python -m bench.run -m +experiment=levers method=qlora method.gradient_checkpointing=false
+python -m bench.run -m +experiment=levers method=qlora method.gradient_checkpointing=false method.compute_dtype=fp32
 stamp "report"
 python -m bench.report results/levers-cpu --out reports/levers-cpu
 stamp "done"

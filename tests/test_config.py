@@ -17,8 +17,9 @@ def test_every_group_option_composes_and_binds_with_every_method():
     for method, model, task, train in combos:
         cfg = build_run_config(compose_raw(f"method={method}", f"model={model}", f"task={task}",
                                            f"train={train}"))
-        assert cfg.method.name == {"qlora8": "qlora", "lora_all": "lora"}.get(method, method)
-        assert cfg.method.base_bits == (8 if method == "qlora8" else 4 if method == "qlora" else 16)
+        assert cfg.method.name == {"qlora8": "qlora", "lora_all": "lora", "hqq3": "hqq"}.get(method, method)
+        bits = {"qlora8": 8, "qlora": 4, "hqq": 2, "hqq3": 3, "torchao_int8": 8}
+        assert cfg.method.base_bits == bits.get(method, 16)
         assert cfg.model.name and (cfg.model.pretrained or cfg.model.arch.get("model_type"))
         assert cfg.task.name == task
 

@@ -60,7 +60,8 @@ def check_outputs(opts: dict[str, Any]) -> None:
 
 def _write(text: str, dest: str) -> None:
     write_text_atomic(text, dest)
-    print(f"{PROG}: wrote {dest}")
+    if dest != "-":  # stdout holds the document alone
+        print(f"{PROG}: wrote {dest}")
 
 
 def parse(argv: list[str]) -> dict[str, Any]:
