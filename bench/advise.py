@@ -111,11 +111,9 @@ def _earlier_output(path: Path) -> bool:
 
 def write_json(doc: dict[str, Any], dest: str) -> None:
     text = json.dumps(doc, indent=1) + "\n"
-    if dest == "-":
-        sys.stdout.write(text)
-        return
-    write_text_atomic(text, dest)
-    print(f"{PROG}: wrote {dest}")
+    write_text_atomic(text, dest)  # '-' is stdout, the document alone
+    if dest != "-":
+        print(f"{PROG}: wrote {dest}")
 
 
 def main(argv: list[str] | None = None) -> None:
