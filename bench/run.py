@@ -130,7 +130,9 @@ def _locked_cell(cfg, cell, multirun: bool, index: int | None, isolated: bool) -
         if multirun and not cfg.force:
             earlier = sweep.previous(cell.chash, path.parent)
             record = _existing_record(path, read_record)
-            if record is not None and (earlier or record["status"] == "success"):
+            finished = record is not None and record["status"] == "success" and (  # all of its repeats
+                cfg.repeats == 1 or bool(record.get("repeats")))
+            if record is not None and (earlier or finished):
                 why = "done (success record exists)"
                 if earlier:
                     why = f"same resolved config as {earlier['cell']}" + (
@@ -210,6 +212,9 @@ def _existing_record(path, read) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from bench.cell.env import set_openmp_defaults
+
+    set_openmp_defaults()  # before anything imports torch
     import hydra
 
     argv = normalize_overrides(sys.argv[1:] if argv is None else argv)

@@ -72,7 +72,8 @@ def test_registry_carries_every_source_and_the_whole_vram_table():
     assert sources == {"deep-dive", "efficient", "head-to-head", "chapter5", "llamafactory"}
     table = [k for k in CLAIMS if k.startswith("vram-")]
     assert len(table) == 6 * 7  # 6 method rows x 7 sizes
-    assert CLAIMS["vram-qlora4-70b"].hi == 48 and CLAIMS["vram-qlora2-7b"].unsupported
+    assert CLAIMS["vram-qlora4-70b"].hi == 48 and CLAIMS["vram-qlora2-8x7b"].unsupported
+    assert not CLAIMS["vram-qlora2-7b"].unsupported  # the 2-bit row: an HQQ base, measurable (not estimated)
     assert CLAIMS["vram-qlora4-8x7b"].unsupported and not CLAIMS["vram-lora-8x7b"].unsupported
     for key in ("hh-qlora-more-steps", "hh-quality-mnli", "ch5-llama3-8b-trainable-pct", "lf-qlora-memory",
                 "dd-qlora-33b-fits-48gb", "dd-torch-compile", "ef-full-7b-60gb"):
@@ -165,7 +166,7 @@ def test_stored_estimates_cover_every_estimable_cell():
     if not stored:
         pytest.skip("bench/claims/estimates.yaml not built (python -m bench.claims.estimates)")
     cells = {estimates.cell_key(c) for claim in CLAIMS.values() if not claim.unsupported
-             for c in claim.cells if not c.get("task")}
+             for c in claim.cells if not c.get("task") and estimates.modelled(c)}
     assert not sorted(cells - stored.keys())
 
 
@@ -195,3 +196,10 @@ def test_a_bad_registry_is_a_report_input_error(monkeypatch):
     monkeypatch.setattr(block, "load_claims", bad)
     with pytest.raises(ReportInputError, match="claim x: measures"):
         block.build([])
+
+
+def test_the_2bit_row_is_measurable_by_hqq_and_says_it_is_not_estimated():
+    claim = CLAIMS["vram-qlora2-7b"]
+    got = outcome([], claim)
+    assert got.verdict == "not measured" and "does not model an HQQ base" in got.note
+    assert got.command.endswith("method=hqq model=llama2-7b method.base_bits=2 repeats=3")

@@ -1,5 +1,6 @@
 """Sweeps: every cell in its own process, failures as records, resume, dedupe, submitit's local executor."""
 import json
+import os
 
 import pytest
 
@@ -14,7 +15,7 @@ def bench_run(*args, results):
 
 
 def records(folder):
-    return {p.name: json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))}
+    return {p.name: json.loads(p.read_text()) for p in sorted(folder.rglob("*.json")) if "logs" not in p.parts}
 
 
 def test_six_cell_sweep_with_oom_raise_and_sigkill_then_resume(tmp_path):
@@ -107,3 +108,32 @@ def test_repeats_keep_every_run_and_their_spread(tmp_path):
     assert tokens["mean"] == pytest.approx(steps["mean"] * record["timing"]["tokens_per_step"])
     assert record["timing"]["steps_per_s"] in speeds  # the representative is a run that happened
     assert "2 repeats:" in out
+
+
+def test_stopped_repeats_resume_at_the_first_missing_one(tmp_path):
+    """A sweep stopped after repeat 0 (its record left as the cell's record) runs only repeats 1 and 2 next time,
+    and keeps each finished repeat under logs/repeats/; a merged record is then found done."""
+    args = ["-m", "method=lora", "experiment_name=resume"]
+    code, out = bench_run(*args, "repeats=1", results=tmp_path)
+    assert code == 0, out[-3000:]
+    from bench.record import config_hash, record_path
+
+    (alone,) = [p for p in (tmp_path / "resume").glob("*.json")]
+    first = json.loads(alone.read_text())
+    assert first["config"]["repeat"] == 0 and "repeats" not in first
+    first["config"]["repeats"] = 3  # as repeat 0 of a repeats=3 sweep leaves it: that cell's hash and file
+    first["config_hash"] = config_hash(first["config"])
+    path = record_path(tmp_path, "resume", first["cell"], first["config_hash"])
+    path.write_text(json.dumps(first))
+    alone.unlink()
+    code, out = bench_run(*args, "repeats=3", results=tmp_path)
+    assert code == 0, out[-3000:]
+    record = json.loads(path.read_text())
+    runs = record["repeats"]["runs"]
+    assert [run["seed"] for run in runs] == [0, 1, 2] and record["repeats"]["succeeded"] == 3
+    assert runs[0]["step_times_s"] == first["timing"]["step_times_s"]  # reused, not run again
+    assert record["env"]["omp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")  # bench.run's default
+    kept = sorted(p.name for p in (tmp_path / "resume" / "logs" / "repeats").iterdir())
+    assert kept == [f"{path.stem}.repeat-{i}.json" for i in range(3)]  # repeat 0 too, before repeat 1 ran
+    code, out = bench_run(*args, "repeats=3", results=tmp_path)
+    assert code == 0 and "skipped: done (success record exists)" in out

@@ -13,6 +13,17 @@ from bench.record import CELL_START_ENV
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "galore-torch", "accelerate", "datasets",
             "evaluate", "hydra-core", "nvidia-ml-py")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# OpenMP threads that sleep when idle instead of spinning. A cell can hold two OpenMP runtimes (torch's bundled
+# libgomp and the system one bitsandbytes' CPU library links), each with a spinning thread per core: on a CPU
+# box they starve each other (a QLoRA step on MiniLM took 8.4 s spinning, 2.6 s passive, LoRA 6.9 s vs 2.3 s,
+# beside one other busy process on 2 cores). Set before torch loads; a value the user exported is kept.
+OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def set_openmp_defaults() -> None:
+    """Called first by bench.run, before torch is imported; cells started from it inherit the setting."""
+    for name, value in OPENMP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -85,6 +96,7 @@ def collect(config_hash: str) -> dict[str, Any]:
         "cpu": cpu_info(),
         "gpu": gpu_info(),
         "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),  # None: the runtimes' own default (spinning)
         "cell_start": os.environ.get(CELL_START_ENV, "inline"),  # exec | fork (a sweep's cell) | inline
         "git": git_state(),
         "config_hash": config_hash,

@@ -33,8 +33,8 @@ class Outcome:
 
 
 def matches(rec: Any, cell: dict[str, Any]) -> bool:
-    method = "qlora" if cell["method"] == "qlora8" else cell["method"]
-    bits = {"qlora8": 8, "qlora": 4}.get(cell["method"])
+    method = {"qlora8": "qlora", "qlora2": "hqq"}.get(cell["method"], cell["method"])
+    bits = {"qlora8": 8, "qlora": 4, "qlora2": 2}.get(cell["method"])
     if rec["method"] != method or rec["model"] != cell["model"] or (bits and (rec["bits"] or 4) != bits):
         return False
     if cell.get("precision"):
@@ -132,9 +132,11 @@ def command(claim: Claim) -> str | None:
     if claim.command:
         return claim.command
     methods = ",".join(dict.fromkeys(estimates.RUN_METHOD[c["method"]] for c in claim.cells))
+    bits = {estimates.BASE_BITS[c["method"]] for c in claim.cells if c["method"] in estimates.BASE_BITS}
     models = ",".join(dict.fromkeys(c["model"] for c in claim.cells))
     precision = {c["precision"] for c in claim.cells if c.get("precision")}
     extra = f" method.precision={precision.pop()}" if len(precision) == 1 else ""
+    extra += f" method.base_bits={bits.pop()}" if len(bits) == 1 else ""
     return f"python -m bench.run -m +experiment=gpu_truth method={methods} model={models}{extra} repeats=3"
 
 
@@ -159,6 +161,9 @@ def outcome(records: list[Any], claim: Claim) -> Outcome:
     if any(s[0] is None for s in sides):
         if any(s[0] is None and s[3] for s in sides):  # measured, but no value to judge (a seed short of target)
             return Outcome(None, NOT_ESTABLISHED, refs, note=notes)
+        notes = "; ".join(dict.fromkeys(
+            [notes] * bool(notes) + [estimates.NOT_MODELLED[c["method"]] for c in claim.cells
+                                     if c["method"] in estimates.NOT_MODELLED]))
         return Outcome(None, NOT_MEASURED, refs, note=notes, command=command(claim))
     value = sides[0][0] if len(sides) == 1 else combine(claim, sides[0][0], sides[1][0])
     estimated = any(s[2] for s in sides)

@@ -14,7 +14,7 @@ REGISTRY = Path(__file__).with_name("claims.yaml")
 MEASURES = {"peak_memory": 1, "fits_on_gpu": 1, "trainable_pct": 1, "trainable_params": 1, "vram_per_model_gb": 1,
             "memory_ratio": 2, "speed_ratio": 2, "quality_delta": 2, "steps_to_target_ratio": 2}
 UNITS = {"fits_on_gpu": "GB"}
-METHODS = ("full", "lora", "qlora", "qlora8", "galore")
+METHODS = ("full", "lora", "qlora", "qlora8", "qlora2", "galore")  # qlora2: a 2-bit HQQ base (method=hqq)
 CELL_KEYS = {"method", "model", "precision", "task"}
 CLAIM_KEYS = {"id", "source", "quote", "measures", "cells", "claimed", "gpu", "stands_in", "components", "phase",
               "command", "unsupported"}

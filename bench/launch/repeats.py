@@ -10,6 +10,11 @@ The record's own memory / timing / quality blocks are those of the median repeat
 really happened, not an average); `repeats.runs` keeps every repeat's figures, step times and quality
 curve [[step, main], ...] with its steps_to_target (enough to recompute every interval), `repeats.stats` the
 spread. bench.compare and bench.report read the intervals.
+
+Each finished repeat's own record is also kept under logs/repeats/ beside the records (bench.record.record_files
+skips logs/), so a sweep stopped between repeats resumes at the first missing one: a kept repeat (or the cell's
+record itself, when it is a repeat's and not yet the merged one) with the cell's config hash and a success is
+reused, not run again.
 """
 from __future__ import annotations
 
@@ -94,15 +99,44 @@ def repeat_stats(ok: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {name: out[name] for name in HEADLINES if name in out}
 
 
+def kept_repeat_path(path: Path, index: int) -> Path:
+    """Where repeat `index` of the cell whose record is `path` keeps its own record."""
+    return path.parent / "logs" / "repeats" / f"{path.stem}.repeat-{index}.json"
+
+
+def finished_repeat(path: Path, chash: str, index: int) -> dict[str, Any] | None:
+    """Repeat `index`'s successful record from an earlier, stopped sweep: its kept copy, else the cell's record
+    when that is still this repeat's own (no `repeats` block yet); None when it must run."""
+    from bench.record import read_record
+
+    for where in (kept_repeat_path(path, index), path):
+        try:
+            record = read_record(where)
+        except (OSError, ValueError):
+            continue
+        config = record.get("config") or {}
+        if (record.get("status") == "success" and record.get("config_hash") == chash and not record.get("repeats")
+                and int(config.get("repeat") or 0) == index):
+            return record
+    return None
+
+
 def run_repeats(cfg: RunConfig, pass_fd: int | None = None,
                 cell: CellIdentity | None = None) -> tuple[dict[str, Any], Path]:
     """`pass_fd`: the cell's lock, held by each repeat's process in turn (bench.launch.cell_lock). An interrupt
-    (bench.launch.worker.Interrupted) ends the repeats: the interrupted one's record stands, failed."""
+    (bench.launch.worker.Interrupted) ends the repeats: the interrupted one's record stands, failed; the
+    finished ones are kept (logs/repeats/) and reused by the next run of the sweep."""
     from bench.launch.launcher import run_isolated
+    from bench.record import cell_identity
 
-    records, path = [], None
+    cell = cell or cell_identity(cfg)
+    records, path = [], cell.path
     for index in range(cfg.repeats):  # repeat i seeds with train.seed + i (bench.config.RunConfig.repeat)
-        record, path, _ = run_isolated(dataclasses.replace(cfg, repeat=index), pass_fd, cell)
+        record = finished_repeat(path, cell.chash, index)
+        if record is None:
+            record, path, _ = run_isolated(dataclasses.replace(cfg, repeat=index), pass_fd, cell)
+        if record["status"] == "success" and not kept_repeat_path(path, index).exists():
+            write_record(record, kept_repeat_path(path, index))  # before the next repeat overwrites the cell's record
         records.append(record)
     runs = [{**headline(r), "seed": seed_used(r, cfg.train.seed + i)} for i, r in enumerate(records)]
     ok = [r for r in records if r["status"] == "success"]
