@@ -217,6 +217,10 @@ class RunConfig:
     cell_start: str = "exec"  # how an isolated cell's process starts: exec | fork (from bench.launch.forkserver)
     cell_timeout_s: float = 0.0  # a cell running longer is killed and recorded as failed (0: no limit)
     cell_memory_cap_gb: float = 0.0  # address-space cap of an isolated cell's process (0: none)
+    # a memory budget judged after the run: a cell whose peak over its pre-load baseline (memory.
+    # peak_over_baseline_bytes; on a CPU the kernel's resident high-water mark) exceeds it is recorded `oom`
+    # (MemoryBudgetExceeded). A reproducible CPU stand-in for a smaller device (docs/fit.md); 0: none
+    cell_memory_budget_gb: float = 0.0
     # time preflight: a cell predicted (FLOPs per step / this device's measured throughput) to train longer
     # than this is skipped as too slow here, before it loads anything (0: no limit)
     max_cell_minutes: float = 30.0
@@ -259,7 +263,8 @@ class RunConfig:
             raise ConfigError(f"repeat must be in [0, repeats) (got {self.repeat}); it is set by repeats=N")
         if self.train.seed + self.repeat > MAX_SEED:
             raise ConfigError(f"train.seed + repeat must be <= {MAX_SEED} (got {self.train.seed + self.repeat})")
-        for key in ("cell_timeout_s", "cell_memory_cap_gb", "gpu_busy_threshold_gb", "max_cell_minutes"):
+        for key in ("cell_timeout_s", "cell_memory_cap_gb", "cell_memory_budget_gb", "gpu_busy_threshold_gb",
+                    "max_cell_minutes"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0 (got {getattr(self, key)})")
         for name, lr in (self.lr_by_method or {}).items():

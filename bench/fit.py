@@ -2,7 +2,7 @@
 [fit.max_minutes=30] [fit.limit=N]`: per method x model, the largest train.seq_len (or train.batch_size)
 that trains on this device without running out of memory, measured by real cells (bench.launch.fit_search).
 
-    python -m bench.fit method=lora,qlora model=tiny cell_memory_cap_gb=1.4      # a CPU: the cap is the device
+    python -m bench.fit method=lora,qlora model=tiny cell_memory_budget_gb=0.3   # a CPU: the budget is the device
 
 Overrides are bench.run's; method= and model= take comma lists. Probes train 2 steps (1 warm-up) unless
 train.steps / train.warmup_steps are given; records go to results/<experiment_name>/ (default `fit`), each

@@ -21,7 +21,7 @@ SCHEMA_VERSION = 1
 Status = Literal["success", "oom", "failed", "skipped"]
 # Keys of the resolved config that don't change what is measured, left out of the config hash.
 HASH_EXCLUDED = ("experiment_name", "results_dir", "trackers", "sample_interval_ms", "rss_sample_interval_ms",
-                 "preflight", "isolate", "cell_start", "cell_timeout_s", "cell_memory_cap_gb", "force", "gpu_busy",
+                 "preflight", "isolate", "cell_start", "cell_timeout_s", "cell_memory_cap_gb", "cell_memory_budget_gb", "force", "gpu_busy",
                  "gpu_busy_threshold_gb", "lr_by_method", "max_cell_minutes", "repeat")  # lr_by_method: its effect is method.lr
 # Keys that change what is measured but came after records existed: hashed unless at this default, so a
 # single-process cell keeps the hash it always had (resume and bench.compare still match it).

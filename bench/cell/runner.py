@@ -77,6 +77,24 @@ def gpu_busy_reason(cfg: RunConfig, device: str, cuda_index: int = 0) -> str | N
     return message
 
 
+def over_budget(cfg: RunConfig, record: RunRecord) -> None:
+    """cell_memory_budget_gb: a successful cell whose peak over its pre-load baseline exceeds the budget becomes
+    `oom` (its measurements kept). The kernel's resident high-water mark is reproducible to ~1 MB between runs
+    under bench.fit's malloc settings, where an address-space cap's boundary moved between runs (docs/fit.md)."""
+    if cfg.cell_memory_budget_gb <= 0 or record["status"] != "success":
+        return
+    memory = record.get("memory") or {}
+    used = memory.get("peak_over_baseline_bytes")
+    what = "peak over the pre-load baseline"
+    if used is None:
+        used, what = memory.get("peak_bytes"), "peak"
+    if used is not None and used > cfg.cell_memory_budget_gb * 1e9:
+        record.update(status="oom", error={
+            "type": "MemoryBudgetExceeded",
+            "message": f"{what} {used / 1e9:.3f} GB ({memory.get('peak_source')}) exceeded "
+                       f"cell_memory_budget_gb={cfg.cell_memory_budget_gb:g} (judged after the run)"})
+
+
 def run_cell(cfg: RunConfig) -> tuple[RunRecord, Path]:
     """Run the cell and write its record. With parallel=fsdp|ddp every rank runs this; only rank 0 writes
     (bench.cell.distributed), the other ranks return their own unwritten record."""
@@ -124,6 +142,7 @@ def _run_cell(cfg: RunConfig, device: str, world: Any) -> tuple[RunRecord, Path]
             record.update(status="skipped", error=skip)
         else:
             measure(cfg, device, planned, record, world)
+            over_budget(cfg, record)
     record["warnings"] = _distinct_warnings(caught)
     record["wall_seconds"] = time.perf_counter() - started
     if world is not None:

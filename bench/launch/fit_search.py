@@ -150,16 +150,18 @@ def search(first: int, options: FitOptions, limit: int, probe: Callable[[int], P
             return state, f"time cap: fit.max_minutes={options.max_minutes:g} passed before probing {value}"
 
 
-def search_id(config: dict[str, Any], axis: str, cap_gb: float, device: str) -> str:
-    """The same search (the config's hash without the searched value, the axis, the cap, the device kind) gets
-    the same record file: a rerun replaces it."""
+def search_id(config: dict[str, Any], axis: str, cap_gb: float, device: str, budget_gb: float = 0.0) -> str:
+    """The same search (the config's hash without the searched value, the axis, the cap and budget, the device
+    kind) gets the same record file: a rerun replaces it."""
     train = {k: v for k, v in (config.get("train") or {}).items() if k != axis}
-    blob = json.dumps([config_hash({**config, "train": train}), axis, cap_gb, device])
+    limits = [cap_gb, budget_gb] if budget_gb else [cap_gb]  # without a budget, the id it always had
+    blob = json.dumps([config_hash({**config, "train": train}), axis, *limits, device])
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
 def fit_record(state: Search, stop: str, *, cell: dict[str, Any], config: dict[str, Any], device: dict[str, Any],
-               cap_gb: float, command: str, start: dict[str, Any], seconds: float) -> dict[str, Any]:
+               cap_gb: float, command: str, start: dict[str, Any], seconds: float,
+               budget_gb: float = 0.0) -> dict[str, Any]:
     """The search as a record (schema: docs/fit.md)."""
     lo, hi = state.lo, state.hi
     at_answer = next((p for p in state.probes if p.value == lo and p.status == "success"), None)
@@ -169,13 +171,13 @@ def fit_record(state: Search, stop: str, *, cell: dict[str, Any], config: dict[s
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "experiment": config.get("experiment_name"), "method": cell.get("method"), "model": cell.get("model"),
             "task": cell.get("task"), "cell": cell, "axis": state.options.axis, "fixed": fixed, "device": device,
-            "cell_memory_cap_gb": cap_gb, "resolution": state.options.resolution,
+            "cell_memory_cap_gb": cap_gb, "cell_memory_budget_gb": budget_gb, "resolution": state.options.resolution,
             "max_minutes": state.options.max_minutes, "limit": state.limit, "start": start,
             "probes": [asdict(p) for p in state.probes], "answer": lo, "first_failing": hi,
             "peak_bytes_at_answer": at_answer.peak_bytes if at_answer else None,
             "peak_source": at_answer.peak_source if at_answer else None,
             "converged": stop in CONVERGED, "stop_reason": stop, "command": command,
-            "config_hash": search_id(config, state.options.axis, cap_gb, device.get("kind", "")),
+            "config_hash": search_id(config, state.options.axis, cap_gb, device.get("kind", ""), budget_gb),
             "wall_seconds": seconds}
 
 

@@ -69,6 +69,9 @@ def max_context_table(searches: list[tuple[Path, dict[str, Any]]]) -> Table | No
         device += f" ({gb(memory)} GB)" if memory else ""
         cap = get(raw, "cell_memory_cap_gb")
         device += f", capped at {cap:g} GB" if isinstance(cap, (int, float)) and cap > 0 else ""
+        budget = get(raw, "cell_memory_budget_gb")
+        device += (f", budget {budget:g} GB over baseline" if isinstance(budget, (int, float)) and budget > 0
+                   else "")
         searched = "longest sequence" if axis == "seq_len" else "largest batch"
         cells.setdefault((text(raw["model"]) or "?", device, searched, held), {})[method] = _search_cell(raw)
     methods.sort(key=lambda m: (ORDER.index(m.split()[0]) if m.split()[0] in ORDER else len(ORDER), m))
