@@ -110,30 +110,44 @@ def test_repeats_keep_every_run_and_their_spread(tmp_path):
     assert "2 repeats:" in out
 
 
-def test_stopped_repeats_resume_at_the_first_missing_one(tmp_path):
+def test_stopped_repeats_resume_at_the_first_missing_one(tmp_path, monkeypatch):
     """A sweep stopped after repeat 0 (its record left as the cell's record) runs only repeats 1 and 2 next time,
-    and keeps each finished repeat under logs/repeats/; a merged record is then found done."""
-    args = ["-m", "method=lora", "experiment_name=resume"]
-    code, out = bench_run(*args, "repeats=1", results=tmp_path)
-    assert code == 0, out[-3000:]
-    from bench.record import config_hash, record_path
+    keeping each finished repeat under logs/repeats/ (repeat 0 before repeat 1 overwrites the cell's record)."""
+    import dataclasses
 
-    (alone,) = [p for p in (tmp_path / "resume").glob("*.json")]
-    first = json.loads(alone.read_text())
-    assert first["config"]["repeat"] == 0 and "repeats" not in first
-    first["config"]["repeats"] = 3  # as repeat 0 of a repeats=3 sweep leaves it: that cell's hash and file
-    first["config_hash"] = config_hash(first["config"])
-    path = record_path(tmp_path, "resume", first["cell"], first["config_hash"])
-    path.write_text(json.dumps(first))
-    alone.unlink()
-    code, out = bench_run(*args, "repeats=3", results=tmp_path)
-    assert code == 0, out[-3000:]
-    record = json.loads(path.read_text())
-    runs = record["repeats"]["runs"]
-    assert [run["seed"] for run in runs] == [0, 1, 2] and record["repeats"]["succeeded"] == 3
-    assert runs[0]["step_times_s"] == first["timing"]["step_times_s"]  # reused, not run again
-    assert record["env"]["omp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")  # bench.run's default
-    kept = sorted(p.name for p in (tmp_path / "resume" / "logs" / "repeats").iterdir())
-    assert kept == [f"{path.stem}.repeat-{i}.json" for i in range(3)]  # repeat 0 too, before repeat 1 ran
-    code, out = bench_run(*args, "repeats=3", results=tmp_path)
-    assert code == 0 and "skipped: done (success record exists)" in out
+    from bench.launch import launcher
+    from bench.launch.cli import validate_argv
+    from bench.launch.repeats import kept_repeat_path, run_repeats
+    from bench.record import cell_identity, new_record, write_record
+
+    (cfg,) = validate_argv(["method=lora", "repeats=3", f"results_dir={tmp_path}", "experiment_name=resume"])
+    cell = cell_identity(cfg)
+
+    def repeat_record(index, status="success"):
+        record = new_record(cell, "resume")
+        record.update(status=status, config={**cell.config, "repeat": index}, timing={"steps_per_s": 1.0 + index})
+        return write_record(record, cell.path) and record
+
+    repeat_record(0)  # what a sweep stopped after its first repeat leaves
+    ran = []
+
+    def fake_run_isolated(cfg_i, pass_fd=None, cell_i=None):
+        if cell_i == cell:
+            assert kept_repeat_path(cell.path, 0).exists()  # saved before the cell's record is overwritten
+        ran.append(cfg_i.repeat)
+        return repeat_record(cfg_i.repeat), cell.path, 0
+
+    monkeypatch.setattr(launcher, "run_isolated", fake_run_isolated)
+    merged, _ = run_repeats(cfg, None, cell)
+    assert ran == [1, 2] and [run["seed"] for run in merged["repeats"]["runs"]] == [0, 1, 2]
+    assert merged["repeats"]["succeeded"] == 3
+    assert sorted(p.name for p in kept_repeat_path(cell.path, 0).parent.iterdir()) == [
+        kept_repeat_path(cell.path, i).name for i in range(3)]
+
+    ran.clear()  # a record of another config (its hash) or a failed repeat is not reused
+    for i in range(3):
+        kept_repeat_path(cell.path, i).unlink()
+    other = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=cfg.train.steps + 1))
+    repeat_record(0, status="failed")
+    run_repeats(other, None, cell_identity(other))
+    assert ran == [0, 1, 2]
