@@ -183,7 +183,8 @@ def test_block_on_the_committed_h100_records_judges_every_claim():
     assert all(row[-1].text.split(" (")[0].split(":")[0] in VERDICTS for row in rows)
     by_id = {row[0].text: row for row in rows}
     assert by_id["ch5-llama3-8b-trainable-pct"][-1].text == "holds"  # 0.5196% to the 4th decimal
-    assert by_id["dd-torch-compile"][-1].text.startswith("not measured")
+    assert by_id["dd-torch-compile"][-1].text.startswith("not measured")  # the eager side is measured, not compiled
+    assert "train.compile=true,false" in by_id["dd-torch-compile"][-1].text
 
 
 def test_a_bad_registry_is_a_report_input_error(monkeypatch):

@@ -41,6 +41,8 @@ def matches(rec: Any, cell: dict[str, Any]) -> bool:
         weights = "float32" if cell["precision"] == "mixed" else "bfloat16"
         if rec["weights_dtype"] != weights:
             return False
+    if "compile" in cell and bool(rec["compile"]) != cell["compile"]:
+        return False
     if cell.get("task"):
         return rec["task"] == cell["task"]
     return (rec["device"] == "cuda" and rec["task"] in (None, "synthetic") and rec["batch_size"] == 4
@@ -137,6 +139,8 @@ def command(claim: Claim) -> str | None:
     precision = {c["precision"] for c in claim.cells if c.get("precision")}
     extra = f" method.precision={precision.pop()}" if len(precision) == 1 else ""
     extra += f" method.base_bits={bits.pop()}" if len(bits) == 1 else ""
+    compiled = [c["compile"] for c in claim.cells if "compile" in c]
+    extra += " train.compile=" + ",".join(str(v).lower() for v in dict.fromkeys(compiled)) if compiled else ""
     return f"python -m bench.run -m +experiment=gpu_truth method={methods} model={models}{extra} repeats=3"
 
 

@@ -15,7 +15,7 @@ MEASURES = {"peak_memory": 1, "fits_on_gpu": 1, "trainable_pct": 1, "trainable_p
             "memory_ratio": 2, "speed_ratio": 2, "quality_delta": 2, "steps_to_target_ratio": 2}
 UNITS = {"fits_on_gpu": "GB"}
 METHODS = ("full", "lora", "qlora", "qlora8", "qlora2", "galore")  # qlora2: a 2-bit HQQ base (method=hqq)
-CELL_KEYS = {"method", "model", "precision", "task"}
+CELL_KEYS = {"method", "model", "precision", "task", "compile"}  # compile: train.compile (records before it: eager)
 CLAIM_KEYS = {"id", "source", "quote", "measures", "cells", "claimed", "gpu", "stands_in", "components", "phase",
               "command", "unsupported"}
 
@@ -64,6 +64,8 @@ def _check_cells(path: Path, cid: str, measures: str, cells: Any, unsupported: b
             raise _fail(path, cid, "cells", f"each cell needs method and model, and only {sorted(CELL_KEYS)}")
         if cell["method"] not in METHODS and not unsupported:
             raise _fail(path, cid, "cells.method", f"must be one of {', '.join(METHODS)} (got {cell['method']!r})")
+        if cell.get("compile") not in (None, True, False):
+            raise _fail(path, cid, "cells.compile", f"must be true or false (got {cell['compile']!r})")
         if cell.get("precision") not in (None, "mixed", "pure"):
             raise _fail(path, cid, "cells.precision", f"must be mixed or pure (got {cell['precision']!r})")
     return [dict(c) for c in cells]

@@ -31,7 +31,7 @@ COLUMNS = (
     "method", "model", "task", "rank", "bits", "optimizer", "model_nominal_size", "model_init",
     "params_total", "params_trainable", "trainable_pct", "device", "batch_size", "seq_len", "grad_accum",
     "train_steps",
-    "gradient_checkpointing", "compute_dtype", "weights_dtype",
+    "gradient_checkpointing", "compile", "compute_dtype", "weights_dtype",
     "peak_bytes", "peak_source", "peak_over_baseline_bytes", "torch_max_allocated_bytes",
     "torch_max_reserved_bytes", "nvml_device_peak_bytes",
     "est_needs_device_bytes", "est_needs_host_bytes", "est_fits", "est_reason", "est_device",
@@ -214,6 +214,7 @@ def flatten(raw: dict[str, Any], path: Path, est: dict[str, Estimate | None] | N
         "grad_accum": integer(get(setup, "grad_accum")),
         "train_steps": integer(get(raw, "config", "train", "steps")),
         "gradient_checkpointing": get(setup, "gradient_checkpointing"),
+        "compile": get(setup, "compile"),  # train.compile (absent in records made before it: eager)
         "compute_dtype": text(get(setup, "compute_dtype")), "weights_dtype": text(get(setup, "weights_dtype")),
         "peak_bytes": integer(get(memory, "peak_bytes")), "peak_source": text(get(memory, "peak_source")),
         "peak_over_baseline_bytes": integer(get(memory, "peak_over_baseline_bytes")),
