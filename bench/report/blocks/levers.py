@@ -109,9 +109,13 @@ def group_table(key: tuple, recs: list[Rec], index: int) -> Table:
     if absent:
         table.footnotes.append(f"Not in this ablation: {', '.join(absent)} (docs/levers.md says which levers "
                                f"run where).")
-    if any(r["device"] == "cpu" for r in recs):
-        table.footnotes.append("CPU: peak = the process's resident-set high-water mark of one run, which has no "
-                               "interval; a memory ratio without one is never a gain or a loss.")
+    cpu = [r for r in recs if r["device"] == "cpu"]
+    if cpu and any(r.est.get("peak") is None or not r.est["peak"].has_interval for r in cpu):
+        table.footnotes.append("CPU: peak = the process's resident-set high-water mark; one run's has no "
+                               "interval, and a memory ratio without one is never a gain or a loss.")
+    elif cpu:
+        table.footnotes.append("CPU: peak = the process's resident-set high-water mark, its interval over the "
+                               "repeats.")
     return table
 
 
