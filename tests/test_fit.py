@@ -190,3 +190,17 @@ def test_the_estimated_start_is_the_largest_value_the_estimator_fits():
     assert value is not None and str(value) in note
     peak = [predict_cell(fit_probe.with_value(cfg, "seq_len", v), "cuda").peak.total for v in (value, value + 1)]
     assert peak[0] <= 8e9 < peak[1]
+
+
+def test_the_search_record_holds_the_checkpointing_the_cells_ran_with_and_its_budget():
+    from bench.launch.fit_search import Search, fit_record
+
+    state = Search(FitOptions(), 4096, [Probe(128, "success", peak_bytes=1), Probe(256, "oom")])
+    config = {"train": {"batch_size": 4, "seq_len": 128, "gradient_checkpointing": False},
+              "method": {"name": "qlora", "gradient_checkpointing": True}, "experiment_name": "fit"}
+    common = dict(cell={"method": "qlora", "model": "tiny"}, config=config, device={"kind": "cpu"}, cap_gb=0.0,
+                  command="test", start={}, seconds=1.0)
+    record = fit_record(state, "resolution", **common, budget_gb=0.5)
+    assert record["fixed"] == {"batch_size": 4, "gradient_checkpointing": True}  # QLoRA's own default is on
+    assert record["cell_memory_budget_gb"] == 0.5 and (record["answer"], record["first_failing"]) == (128, 256)
+    assert record["config_hash"] != fit_record(state, "resolution", **common)["config_hash"]  # the budget: another search

@@ -167,6 +167,9 @@ def fit_record(state: Search, stop: str, *, cell: dict[str, Any], config: dict[s
     at_answer = next((p for p in state.probes if p.value == lo and p.status == "success"), None)
     fixed = {k: v for k, v in (config.get("train") or {}).items()
              if k in ("batch_size", "seq_len", "grad_accum", "precision", "gradient_checkpointing") and k != state.options.axis}
+    if "gradient_checkpointing" in fixed:  # as the cell runs it: on when train or the method (QLoRA's default) asks
+        fixed["gradient_checkpointing"] = bool(fixed["gradient_checkpointing"]
+                                               or (config.get("method") or {}).get("gradient_checkpointing"))
     return {"kind": "fit", "fit_schema_version": FIT_SCHEMA_VERSION,
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "experiment": config.get("experiment_name"), "method": cell.get("method"), "model": cell.get("model"),
