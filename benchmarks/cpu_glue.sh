@@ -12,8 +12,8 @@ run() { python -m bench.run -m +experiment=cpu_glue "$@"; }
 # QLoRA with LoRA's adapters (conf/method/lora.yaml) and fp32 compute, as LoRA computes on a CPU: the
 # comparison isolates the 4-bit NF4 base. (bf16 matmuls run ~17x slower than fp32 on this CPU, which has no
 # AVX-512 BF16/AMX: one 2048x384x1536 linear forward+backward 3.18 s vs 0.19 s; with compute_dtype=bf16 one
-# QLoRA seed here took over 30 minutes. bench.run sets OMP_WAIT_POLICY=PASSIVE: with torch's and bitsandbytes'
-# OpenMP threads both spinning, a QLoRA SST-2 step took 16.8 s instead of 1.87 s; bench/cell/env.py.)
+# QLoRA seed here took over 30 minutes. bench.run sets OMP_WAIT_POLICY=PASSIVE: on this shared VM, spinning
+# OpenMP threads made a QLoRA step ~3x slower beside one other busy process; bench/cell/env.py.)
 QLORA=(method=qlora method.rank=8 method.target_modules=qv method.dropout=0.05 method.compute_dtype=fp32)
 # SST-2: single sentences, length 64, batch 32, 40 steps (1,280 sentences), dev = all 872, a curve every
 # 10 steps; task.target: the accuracy whose first crossing gives steps-to-target (QLoRA vs LoRA).

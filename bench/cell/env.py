@@ -13,11 +13,12 @@ from bench.record import CELL_START_ENV
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "galore-torch", "accelerate", "datasets",
             "evaluate", "hydra-core", "nvidia-ml-py")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# OpenMP threads that sleep when idle instead of spinning. A cell can hold two OpenMP runtimes (torch's bundled
-# libgomp and the system one bitsandbytes' CPU library links), each with a spinning thread per core: on a CPU
-# box they starve each other. Measured on this repository's 2-vCPU VM: the CPU GLUE study's QLoRA SST-2 cell
-# (MiniLM, batch 32) took 16.8 s per step (median) spinning and 1.87 s passive, the same accuracy to the last
-# digit; LoRA's step there is 1.57 s. Set before torch loads; a value the user exported is kept.
+# OpenMP threads that sleep when idle instead of spinning. Spinning threads (torch's, and in a QLoRA cell those
+# of the second OpenMP runtime bitsandbytes' CPU library links) take the cores from whatever else runs when the
+# CPU is shared. Measured on this repository's 2-vCPU VM, one MiniLM training step (batch 32 x 64, LoRA r8 on
+# q,v): beside one other busy process, QLoRA 8.4 s spinning vs 2.6 s passive, LoRA 6.9 s vs 2.3 s; on the idle
+# machine the two were within noise (1.3-1.6 s either way, two runs each). Set before torch loads; a value the
+# user exported is kept.
 OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
