@@ -144,6 +144,10 @@ def test_stopped_repeats_resume_at_the_first_missing_one(tmp_path, monkeypatch):
     assert sorted(p.name for p in kept_repeat_path(cell.path, 0).parent.iterdir()) == [
         kept_repeat_path(cell.path, i).name for i in range(3)]
 
+    ran.clear()  # force=true remeasures every repeat, kept ones included
+    merged, _ = run_repeats(dataclasses.replace(cfg, force=True), None, cell)
+    assert ran == [0, 1, 2] and merged["repeats"]["succeeded"] == 3
+
     ran.clear()  # a record of another config (its hash) or a failed repeat is not reused
     for i in range(3):
         kept_repeat_path(cell.path, i).unlink()

@@ -165,9 +165,8 @@ def outcome(records: list[Any], claim: Claim) -> Outcome:
     if any(s[0] is None for s in sides):
         if any(s[0] is None and s[3] for s in sides):  # measured, but no value to judge (a seed short of target)
             return Outcome(None, NOT_ESTABLISHED, refs, note=notes)
-        notes = "; ".join(dict.fromkeys(
-            [notes] * bool(notes) + [estimates.NOT_MODELLED[c["method"]] for c in claim.cells
-                                     if c["method"] in estimates.NOT_MODELLED]))
+        unmodelled = [estimates.NOT_MODELLED[c["method"]] for c in claim.cells if not estimates.modelled(c)]
+        notes = "; ".join(dict.fromkeys(filter(None, [notes, *unmodelled])))
         return Outcome(None, NOT_MEASURED, refs, note=notes, command=command(claim))
     value = sides[0][0] if len(sides) == 1 else combine(claim, sides[0][0], sides[1][0])
     estimated = any(s[2] for s in sides)

@@ -14,7 +14,7 @@ spread. bench.compare and bench.report read the intervals.
 Each finished repeat's own record is also kept under logs/repeats/ beside the records (bench.record.record_files
 skips logs/), so a sweep stopped between repeats resumes at the first missing one: a kept repeat (or the cell's
 record itself, when it is a repeat's and not yet the merged one) with the cell's config hash and a success is
-reused, not run again.
+reused, not run again (unless force=true).
 """
 from __future__ import annotations
 
@@ -132,11 +132,13 @@ def run_repeats(cfg: RunConfig, pass_fd: int | None = None,
     cell = cell or cell_identity(cfg)
     records, path = [], cell.path
     for index in range(cfg.repeats):  # repeat i seeds with train.seed + i (bench.config.RunConfig.repeat)
-        record = finished_repeat(path, cell.chash, index)
+        kept = kept_repeat_path(path, index)
+        record = None if cfg.force else finished_repeat(path, cell.chash, index)  # force=true remeasures all
         if record is None:
             record, path, _ = run_isolated(dataclasses.replace(cfg, repeat=index), pass_fd, cell)
-        if record["status"] == "success" and not kept_repeat_path(path, index).exists():
-            write_record(record, kept_repeat_path(path, index))  # before the next repeat overwrites the cell's record
+            kept.unlink(missing_ok=True)  # an earlier run's copy (force=true) is not this run's repeat
+        if record["status"] == "success" and not kept.exists():
+            write_record(record, kept)  # before the next repeat overwrites the cell's record
         records.append(record)
     runs = [{**headline(r), "seed": seed_used(r, cfg.train.seed + i)} for i, r in enumerate(records)]
     ok = [r for r in records if r["status"] == "success"]
